@@ -1,0 +1,30 @@
+"""Shared fixtures: a fresh plugin registry per test, tiny models, and one small trained conv-vae checkpoint."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+import xgen
+from xgen.plugins import new_registry, use_registry
+
+torch.set_num_threads(min(2, os.cpu_count() or 1))
+
+
+@pytest.fixture
+def registry():
+    """A registry with the installed entry points loaded, made the process default for the test."""
+    fresh = new_registry()
+    with use_registry(fresh):
+        yield fresh
+
+
+@pytest.fixture(scope="session")
+def conv_vae_checkpoint(tmp_path_factory) -> Path:
+    """A conv-vae trained for 3 epochs on digits:normal=1 (seed 0), saved once per test session."""
+    path = tmp_path_factory.mktemp("ckpt") / "conv-vae.pt"
+    xgen.train("conv-vae", "digits:normal=1", epochs=3, seed=0, out=path, device="cpu")
+    return path

@@ -1,0 +1,86 @@
+"""The library calls: `xgen.explain` and `xgen.list_plugins`, with the input checks every plugin relies on."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from xgen.errors import InputError, XgenError
+from xgen.methods import Explanation
+from xgen.model import Model, wrap
+from xgen.plugins import PluginInfo, get_registry, lookup
+
+
+def shape_text(shape: tuple[int, ...]) -> str:
+    return "x".join(str(s) for s in shape)
+
+
+def check_images(x: Any, model: Model | None = None) -> torch.Tensor:
+    """Validate a batch of images and move it to the model's device. x: (N, C, H, W) or (C, H, W), floats in [0, 1]."""
+    if isinstance(x, np.ndarray):
+        x = torch.from_numpy(x)
+    if not isinstance(x, torch.Tensor):
+        raise InputError(f"images must be a torch.Tensor of shape (N, C, H, W), got {type(x).__name__}.")
+    if x.dim() == 3:
+        x = x.unsqueeze(0)
+    if x.dim() != 4:
+        raise InputError(f"images must have shape (N, C, H, W), got {tuple(x.shape)}; add or remove dimensions.")
+    if x.shape[0] == 0:
+        raise InputError("the batch of images is empty; pass at least one image.")
+    if not torch.is_floating_point(x):
+        raise InputError(f"images are {x.dtype}; pass floats in [0, 1] (for 8-bit images: x.float() / 255).")
+    x = x.float()
+    bad = (~torch.isfinite(x)).sum().item()
+    if bad:
+        raise InputError(f"the images contain {bad} NaN or Inf values; clean or drop those images first.")
+    low, high = x.min().item(), x.max().item()
+    if low < -1e-6 or high > 1 + 1e-6:
+        raise InputError(f"image values span [{low:.3g}, {high:.3g}]; scale them to [0, 1] first.")
+    if model is not None and model.input_shape is not None and tuple(x.shape[1:]) != tuple(model.input_shape):
+        raise InputError(
+            f"images are {shape_text(tuple(x.shape[1:]))} (CxHxW) but the model expects "
+            f"{shape_text(model.input_shape)}; resize or convert them (the CLI's --resize does the size)."
+        )
+    if model is not None:
+        x = x.to(model.device)
+    return x
+
+
+def explain(model: Model | nn.Module, x: Any, plugin: str | None = None, **options: Any) -> Explanation:
+    """Explain images x: (N, C, H, W) float32 in [0, 1] with explainer `plugin` (default: the model's own).
+
+    Equivalent to `registry[plugin](**options).explain(model, x)` plus checks: the options, the model's
+    capabilities against the explainer's `requires` (before any work), the input, and the shape of the result.
+    """
+    model = wrap(model)
+    name = plugin or model.default_explainer
+    if name is None:
+        raise XgenError(
+            "this model names no default explainer; pass plugin=... (see xgen.list_plugins() for the choices)."
+        )
+    explainer_cls = lookup("explainer", name)
+    explainer = explainer_cls(**options)
+    model.check_requires(explainer_cls.requires, f"explainer '{name}'")
+    x = check_images(x, model)
+    was_training = model.module.training
+    model.module.eval()
+    try:
+        result = explainer.explain(model, x)
+    finally:
+        model.module.train(was_training)
+    if not isinstance(result, Explanation):
+        raise XgenError(f"explainer '{name}' returned {type(result).__name__}, not an xgen.Explanation.")
+    expected = (x.shape[0], x.shape[2], x.shape[3])
+    if tuple(result.anomaly_map.shape) != expected:
+        raise XgenError(
+            f"explainer '{name}' returned maps of shape {tuple(result.anomaly_map.shape)}, expected {expected}."
+        )
+    return result
+
+
+def list_plugins() -> list[PluginInfo]:
+    """Every registered explainer, scorer, metric, architecture and dataset, then the plugins that failed."""
+    return get_registry().list()

@@ -1,0 +1,64 @@
+"""The `Architecture` contract: what `xgen train ARCH` builds, how one training step runs, its default explainer."""
+
+from __future__ import annotations
+
+import abc
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from xgen.model import Model
+from xgen.options import Configurable
+
+
+class Architecture(Configurable, abc.ABC):
+    """A trainable model family. Options (annotated class attributes) are its config, saved in checkpoints.
+
+    Implement `build` and either `loss` (one optimiser, the default `training_step`) or `training_step` and
+    `configure_optimizers` (e.g. alternating GAN updates). `default_explainer` names the explainer
+    `xgen explain` uses for its checkpoints when no `--plugin` is given.
+    """
+
+    kind: ClassVar[str] = "architecture"
+    default_explainer: ClassVar[str | None] = None
+    epochs: ClassVar[int] = 10
+    batch_size: ClassVar[int] = 64
+
+    @abc.abstractmethod
+    def build(self, input_shape: tuple[int, int, int]) -> nn.Module:
+        """The untrained module for images of shape (C, H, W)."""
+
+    def loss(self, module: nn.Module, x: torch.Tensor) -> torch.Tensor:
+        """The scalar training loss of a batch x: (N, C, H, W) in [0, 1]."""
+        raise NotImplementedError(f"architecture '{self.name}' implements neither loss() nor training_step().")
+
+    def configure_optimizers(self, module: nn.Module) -> list[torch.optim.Optimizer]:
+        """The optimisers `training_step` receives; by default Adam at the `lr` option (or 1e-3)."""
+        return [torch.optim.Adam(module.parameters(), lr=float(getattr(self, "lr", 1e-3)))]
+
+    def training_step(
+        self, module: nn.Module, x: torch.Tensor, optimizers: list[torch.optim.Optimizer]
+    ) -> dict[str, float]:
+        """One update on batch x; returns the losses to log (summed over the epoch by the loop)."""
+        (optimizer,) = optimizers
+        optimizer.zero_grad(set_to_none=True)
+        loss = self.loss(module, x)
+        loss.backward()
+        optimizer.step()
+        return {"loss": float(loss.detach())}
+
+    def wrap_arguments(self, module: nn.Module) -> dict[str, Any]:
+        """Extra `xgen.wrap` arguments for this architecture's modules (e.g. `layer=` or heads)."""
+        return {}
+
+    def wrap(self, module: nn.Module, input_shape: tuple[int, int, int]) -> Model:
+        """Wrap a module this architecture built, recording the name, config and default explainer."""
+        return Model(
+            module,
+            input_shape=input_shape,
+            architecture=self.name,
+            config=self.config(),
+            default_explainer=self.default_explainer,
+            **self.wrap_arguments(module),
+        )

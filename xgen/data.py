@@ -1,0 +1,105 @@
+"""The data contract: `Dataset` plugins return `ImageSet`s; specs look like `NAME:key=value,...`."""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import torch
+
+from xgen.errors import XgenError
+from xgen.options import Configurable
+
+
+@dataclass
+class ImageSet:
+    """A split of a dataset.
+
+    images: (N, C, H, W) float32 in [0, 1]. labels: (N,) int64, 1 = anomalous, or None.
+    masks: (N, H, W) float32 in {0, 1} (ground-truth anomalous pixels), or None.
+    classes: (N,) int64 source class of each image (e.g. the digit), or None. names: one file stem per image.
+    """
+
+    images: torch.Tensor
+    labels: torch.Tensor | None = None
+    masks: torch.Tensor | None = None
+    classes: torch.Tensor | None = None
+    names: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        n = self.images.shape[0]
+        if self.images.dim() != 4:
+            raise ValueError(f"ImageSet.images must be (N, C, H, W), got {tuple(self.images.shape)}.")
+        if not self.names:
+            width = len(str(max(n - 1, 0)))
+            self.names = [f"{i:0{width}d}" for i in range(n)]
+        for attr in ("labels", "masks", "classes"):
+            value = getattr(self, attr)
+            if value is not None and value.shape[0] != n:
+                raise ValueError(f"ImageSet.{attr} has {value.shape[0]} rows for {n} images.")
+        if len(self.names) != n:
+            raise ValueError(f"ImageSet.names has {len(self.names)} entries for {n} images.")
+
+    def __len__(self) -> int:
+        return self.images.shape[0]
+
+    def subset(self, index: torch.Tensor | list[int]) -> ImageSet:
+        """The images at `index` (a list of positions or a boolean mask), with their labels, masks and names."""
+        index = torch.as_tensor(index)
+        if index.dtype == torch.bool:
+            index = index.nonzero().flatten()
+        pick = lambda t: None if t is None else t[index]  # noqa: E731
+        return ImageSet(
+            self.images[index],
+            pick(self.labels),
+            pick(self.masks),
+            pick(self.classes),
+            [self.names[i] for i in index.tolist()],
+        )
+
+
+class Dataset(Configurable, abc.ABC):
+    """A named data source. Options are annotated class attributes; `positional` names the option that a bare
+    value after the colon fills (`textures:brick` -> `category="brick"`)."""
+
+    kind: ClassVar[str] = "dataset"
+    positional: ClassVar[str | None] = None
+
+    @abc.abstractmethod
+    def train(self) -> ImageSet:
+        """The training split (normal images only for one-class protocols)."""
+
+    @abc.abstractmethod
+    def test(self) -> ImageSet:
+        """The test split, with labels (and masks where the dataset has them)."""
+
+    def spec(self) -> str:
+        """The spec string that rebuilds this dataset, e.g. "digits:normal=1"."""
+        defaults = {name: option.default for name, option in self.options().items()}
+        changed = {k: v for k, v in self.config().items() if v != defaults.get(k)}
+        if not changed:
+            return self.name
+        return self.name + ":" + ",".join(f"{k}={v}" for k, v in changed.items())
+
+
+def parse_spec(spec: str) -> tuple[str, dict[str, Any], str | None]:
+    """Split "name:key=value,...,bare" into (name, options, bare value or None)."""
+    name, _, rest = spec.partition(":")
+    name = name.strip()
+    if not name:
+        raise XgenError(f"data spec '{spec}' has no dataset name; write it as NAME or NAME:key=value,...")
+    options: dict[str, Any] = {}
+    bare: str | None = None
+    if rest:
+        for part in rest.split(","):
+            if not part:
+                continue
+            key, eq, value = part.partition("=")
+            if not eq:
+                if bare is not None:
+                    raise XgenError(f"data spec '{spec}' has two values without a key; write key=value.")
+                bare = part
+            else:
+                options[key.strip()] = value.strip()
+    return name, options, bare

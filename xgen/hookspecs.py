@@ -1,0 +1,151 @@
+"""The hooks a plugin implements. Each receives a `register` callback owned by xgen.
+
+A plugin is a module (or object) with functions decorated by `xgen.hookimpl` and named exactly like these
+specs; a misspelled hook name is reported as that plugin's load error. Declare the module in your package's
+`pyproject.toml` under `[project.entry-points.xgen]` and xgen finds it with no configuration.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pluggy
+
+hookspec = pluggy.HookspecMarker("xgen")
+hookimpl = pluggy.HookimplMarker("xgen")
+
+
+@hookspec
+def xgen_register_explainers(register: Callable[[type], None]) -> None:
+    """Register `xgen.Explainer` subclasses: methods that produce anomaly or attention maps.
+
+    :param register: call it once per class. It checks that the class subclasses `xgen.Explainer`, implements
+        `explain`, has a unique kebab-case `name`, a one-line `description` and known `requires`.
+
+    Example::
+
+        import xgen
+
+        class AbsError(xgen.Explainer):
+            name = "abs-error"
+            description = "Mean absolute reconstruction error per pixel."
+            requires = {"decode"}
+
+            def explain(self, model, x):
+                err = (model.reconstruct(x) - x).abs().mean(dim=1)
+                return xgen.Explanation(anomaly_map=err, score=err.flatten(1).mean(dim=1))
+
+        @xgen.hookimpl
+        def xgen_register_explainers(register):
+            register(AbsError)
+    """
+
+
+@hookspec
+def xgen_register_scorers(register: Callable[[type], None]) -> None:
+    """Register `xgen.Scorer` subclasses: methods that give image-level anomaly scores only.
+
+    :param register: call it once per class; checked like explainers.
+
+    Example::
+
+        import xgen
+
+        class LatentNorm(xgen.Scorer):
+            name = "latent-norm"
+            description = "Euclidean norm of the latent mean."
+            requires = {"encode"}
+
+            def score(self, model, x):
+                return model.encode(x).mean.flatten(1).norm(dim=1)
+
+        @xgen.hookimpl
+        def xgen_register_scorers(register):
+            register(LatentNorm)
+    """
+
+
+@hookspec
+def xgen_register_metrics(register: Callable[[type], None]) -> None:
+    """Register `xgen.Metric` subclasses: comparisons of maps or scores with ground truth.
+
+    :param register: call it once per class. `requires` names the inputs the metric needs, a subset of
+        {"maps", "masks", "scores", "labels"}.
+
+    Example::
+
+        import xgen
+
+        class MeanAbsoluteError(xgen.Metric):
+            name = "map-mae"
+            description = "Mean absolute difference between maps and masks, pooled over all pixels."
+            requires = {"maps", "masks"}
+
+            def compute(self, *, maps=None, masks=None, scores=None, labels=None):
+                return float((maps - masks.float()).abs().mean())
+
+        @xgen.hookimpl
+        def xgen_register_metrics(register):
+            register(MeanAbsoluteError)
+    """
+
+
+@hookspec
+def xgen_register_models(register: Callable[[type], None]) -> None:
+    """Register `xgen.Architecture` subclasses: models that `xgen train ARCH` can build and train.
+
+    :param register: call it once per class. An architecture builds the module for an input shape, defines its
+        training step, and names the explainer its checkpoints use by default.
+
+    Example::
+
+        import torch
+        import xgen
+
+        class TinyAE(xgen.Architecture):
+            name = "tiny-ae"
+            description = "A one-layer linear autoencoder."
+            default_explainer = "abs-error"
+            latent: int = 8
+
+            def build(self, input_shape):
+                c, h, w = input_shape
+                return TinyAEModule(c * h * w, self.latent)   # a module with encode/decode methods
+
+            def loss(self, module, x):
+                return torch.nn.functional.mse_loss(module.decode(module.encode(x)), x)
+
+        @xgen.hookimpl
+        def xgen_register_models(register):
+            register(TinyAE)
+    """
+
+
+@hookspec
+def xgen_register_datasets(register: Callable[[type], None]) -> None:
+    """Register `xgen.Dataset` subclasses: data addressed on the command line as `NAME:key=value,...`.
+
+    :param register: call it once per class. A dataset returns `xgen.ImageSet`s for its train and test splits;
+        nothing may be downloaded at run time.
+
+    Example::
+
+        import torch
+        import xgen
+
+        class Noise(xgen.Dataset):
+            name = "noise"
+            description = "Uniform noise images, for smoke tests."
+            n: int = 16
+
+            def train(self):
+                g = torch.Generator().manual_seed(0)
+                return xgen.ImageSet(torch.rand(self.n, 1, 28, 28, generator=g))
+
+            def test(self):
+                return self.train()
+
+        @xgen.hookimpl
+        def xgen_register_datasets(register):
+            register(Noise)
+    """

@@ -1,0 +1,46 @@
+"""Progress bars on stderr for long work (rich, which typer already brings)."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+
+class _Silent:
+    def add_task(self, *args: object, **kwargs: object) -> int:
+        return 0
+
+    def update(self, *args: object, **kwargs: object) -> None:
+        pass
+
+    def advance(self, *args: object, **kwargs: object) -> None:
+        pass
+
+
+@contextlib.contextmanager
+def progress_bar(enabled: bool) -> Iterator[Progress | _Silent]:
+    """A rich Progress on stderr when enabled, otherwise an object with the same methods that does nothing."""
+    if not enabled:
+        yield _Silent()
+        return
+    bar = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        TextColumn("{task.fields[status]}"),
+        console=Console(stderr=True),
+    )
+    with bar:
+        yield bar

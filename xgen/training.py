@@ -1,0 +1,105 @@
+"""`xgen.train`: build an architecture, fit it on a dataset's training split, and (optionally) save it."""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from typing import Any
+
+import torch
+
+from xgen.checkpoint import save
+from xgen.data import Dataset
+from xgen.errors import XgenError
+from xgen.model import Model
+from xgen.plugins import lookup, open_dataset
+from xgen.progress import progress_bar
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """ "auto" picks CUDA when present, else the CPU; anything else is passed to torch.device."""
+    if isinstance(device, torch.device):
+        return device
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        resolved = torch.device(device)
+    except RuntimeError:
+        raise XgenError(f"unknown device '{device}'; use auto, cpu, cuda or cuda:N.") from None
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise XgenError(f"device '{device}' was asked for but no CUDA GPU is available; use --device cpu.")
+    return resolved
+
+
+def train(
+    architecture: str,
+    data: str | Dataset,
+    *,
+    epochs: int | None = None,
+    batch_size: int | None = None,
+    seed: int = 0,
+    device: str | torch.device = "auto",
+    options: dict[str, Any] | None = None,
+    out: str | os.PathLike[str] | None = None,
+    progress: bool = False,
+) -> Model:
+    """Train architecture `architecture` (e.g. "conv-vae") on the training split of `data` ("digits:normal=1").
+
+    Seeded: the same seed, data and options give the same weights on the same machine. With `out`, the checkpoint
+    is written atomically when training ends, so an interrupted run never leaves a truncated file.
+    """
+    arch = lookup("architecture", architecture)(**(options or {}))
+    dataset = open_dataset(data) if isinstance(data, str) else data
+    train_set = dataset.train()
+    n = len(train_set)
+    if n == 0:
+        raise XgenError(f"dataset '{dataset.spec()}' has no training images; check its options.")
+    epochs = arch.epochs if epochs is None else epochs
+    batch_size = arch.batch_size if batch_size is None else batch_size
+    if epochs < 1 or batch_size < 1:
+        raise XgenError("--epochs and --batch-size must be at least 1.")
+    device = resolve_device(device)
+    torch.manual_seed(seed)
+    generator = torch.Generator().manual_seed(seed)
+    input_shape = tuple(train_set.images.shape[1:])
+    module = arch.build(input_shape).to(device)
+    module.train()
+    optimizers = arch.configure_optimizers(module)
+    images = train_set.images.to(device)
+    history: list[dict[str, float]] = []
+    started = time.perf_counter()
+    with progress_bar(progress) as bar:
+        task = bar.add_task(f"train {arch.name}", total=epochs, status="")
+        for epoch in range(1, epochs + 1):
+            totals: dict[str, float] = {}
+            order = torch.randperm(n, generator=generator).to(device)
+            for start in range(0, n, batch_size):
+                batch = images[order[start : start + batch_size]]
+                for key, value in arch.training_step(module, batch, optimizers).items():
+                    totals[key] = totals.get(key, 0.0) + value * batch.shape[0]
+            record = {key: value / n for key, value in totals.items()}
+            if any(not math.isfinite(v) for v in record.values()):
+                raise XgenError(
+                    f"training diverged at epoch {epoch} (a loss is not finite); lower the learning rate "
+                    "with --set lr=... or check the data."
+                )
+            history.append({"epoch": epoch, **record})
+            bar.update(task, advance=1, status=" ".join(f"{k} {v:.4g}" for k, v in record.items()))
+    module.eval()
+    model = arch.wrap(module, input_shape)
+    model.metadata = {
+        "training": {
+            "data": dataset.spec(),
+            "epochs": epochs,
+            "batch_size": batch_size,
+            "seed": seed,
+            "device": str(device),
+            "train_images": n,
+            "seconds": round(time.perf_counter() - started, 3),
+            "history": history,
+        }
+    }
+    if out is not None:
+        save(model, out)
+    return model
