@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import pickle
 import pickletools
+import re
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -111,6 +112,10 @@ def _read(path: Path, trust: bool, device: torch.device) -> Any:
     try:
         return torch.load(path, map_location=device, weights_only=not trust)
     except (pickle.UnpicklingError, RuntimeError, EOFError, KeyError, ValueError, zipfile.BadZipFile) as exc:
+        # The legacy (non-zip) torch.save format hides its globals from the checks above; the safe loader names them.
+        refused = re.findall(r"GLOBAL ([\w.]+)", str(exc)) if isinstance(exc, pickle.UnpicklingError) else []
+        if refused and not trust:
+            raise _refuse(path, list(dict.fromkeys(refused))) from None
         detail = str(exc).splitlines()[0][:160]
         raise CheckpointError(f"{path} could not be read as a PyTorch checkpoint ({detail}).") from None
 

@@ -75,12 +75,13 @@ class Dataset(Configurable, abc.ABC):
         """The test split, with labels (and masks where the dataset has them)."""
 
     def spec(self) -> str:
-        """The spec string that rebuilds this dataset, e.g. "digits:normal=1"."""
-        defaults = {name: option.default for name, option in self.options().items()}
-        changed = {k: v for k, v in self.config().items() if v != defaults.get(k)}
-        if not changed:
+        """The spec string that rebuilds this dataset: its first option, then any option changed from its default."""
+        options = self.options()
+        first = next(iter(options), None)
+        shown = {k: v for k, v in self.config().items() if k == first or v != options[k].default}
+        if not shown:
             return self.name
-        return self.name + ":" + ",".join(f"{k}={v}" for k, v in changed.items())
+        return self.name + ":" + ",".join(f"{k}={v}" for k, v in shown.items())
 
 
 def parse_spec(spec: str) -> tuple[str, dict[str, Any], str | None]:

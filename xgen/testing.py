@@ -1,7 +1,7 @@
 """Helpers for testing plugins: tiny seeded models and a conformance check every explainer should pass.
 
-    from xgen.testing import TinyVAE, check_explainer
-    check_explainer("my-explainer", xgen.wrap(TinyVAE()), torch.rand(4, 1, 16, 16))
+from xgen.testing import TinyVAE, check_explainer
+check_explainer("my-explainer", xgen.wrap(TinyVAE()), torch.rand(4, 1, 16, 16))
 """
 
 from __future__ import annotations

@@ -1,0 +1,47 @@
+"""`xgen train ARCH --data SPEC --out ckpt.pt`."""
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from xgen.cli.app import app, parse_sets
+from xgen.errors import XgenError
+from xgen.files import ensure_writable_dir
+from xgen.training import train as train_model
+
+
+@app.command()
+def train(
+    architecture: Annotated[str, typer.Argument(help="Architecture to train, e.g. conv-vae (see `xgen plugins`).")],
+    data: Annotated[str, typer.Option(help="Dataset spec, e.g. digits:normal=1.")],
+    out: Annotated[Path | None, typer.Option(help="Checkpoint to write [default: ARCHITECTURE.pt].")] = None,
+    epochs: Annotated[int | None, typer.Option(help="Epochs [default: the architecture's].")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Batch size [default: the architecture's].")] = None,
+    seed: Annotated[int, typer.Option(help="Random seed for initialisation and shuffling.")] = 0,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
+    sets: Annotated[list[str] | None, typer.Option("--set", help="Architecture option key=value (repeatable).")] = None,
+) -> None:
+    """Train an architecture on a dataset's training split and write a checkpoint (atomically)."""
+    out = out or Path(f"{architecture}.pt")
+    if out.is_dir():
+        raise XgenError(f"--out {out} is a folder; give a checkpoint file path such as {out / 'model.pt'}.")
+    ensure_writable_dir(out.parent if str(out.parent) else Path("."))
+    model = train_model(
+        architecture,
+        data,
+        epochs=epochs,
+        batch_size=batch_size,
+        seed=seed,
+        device=device,
+        options=parse_sets(sets),
+        out=out,
+        progress=True,
+    )
+    record = model.metadata["training"]
+    history = record["history"]
+    losses = ", ".join(f"{k} {v:.4g}" for k, v in history[-1].items() if k != "epoch")
+    typer.echo(
+        f"Saved {architecture} to {out}: {record['epochs']} epochs on {record['data']} "
+        f"({record['train_images']} images, seed {seed}) in {record['seconds']:.1f} s; final {losses}."
+    )

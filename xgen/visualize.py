@@ -1,0 +1,109 @@
+"""Pictures: heat-map overlays beside their input, grids of them, and an HTML gallery."""
+
+from __future__ import annotations
+
+import html
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from xgen.files import atomic_path, write_text
+
+GAP = 4
+
+
+def jet(values: np.ndarray) -> np.ndarray:
+    """values: (H, W) in [0, 1] -> (H, W, 3) uint8 in the jet colour map (blue = low, red = high)."""
+    v = np.clip(values, 0.0, 1.0)[..., None]
+    rgb = np.clip(1.5 - np.abs(4.0 * v - np.array([3.0, 2.0, 1.0])), 0.0, 1.0)
+    return (rgb * 255.0 + 0.5).astype(np.uint8)
+
+
+def to_unit(values: np.ndarray) -> np.ndarray:
+    """Min-max to [0, 1] for display when a map is not already in [0, 1]; a flat map becomes 0."""
+    low, high = float(np.min(values)), float(np.max(values))
+    if low >= 0.0 and high <= 1.0:
+        return values
+    return (values - low) / max(high - low, 1e-12)
+
+
+def overlay(image: np.ndarray, amap: np.ndarray, min_size: int = 128) -> Image.Image:
+    """image: (C, H, W) in [0, 1]; amap: (H, W). The input and the map blended over it, side by side."""
+    rgb = np.repeat(image, 3, axis=0) if image.shape[0] == 1 else image[:3]
+    rgb = (np.transpose(rgb, (1, 2, 0)) * 255.0 + 0.5).astype(np.uint8)
+    heat = jet(to_unit(amap.astype(np.float32)))
+    blend = (0.5 * rgb.astype(np.float32) + 0.5 * heat.astype(np.float32)).astype(np.uint8)
+    h, w = amap.shape
+    scale = max(1, -(-min_size // min(h, w)))
+    canvas = np.full((h, 2 * w + GAP, 3), 255, dtype=np.uint8)
+    canvas[:, :w] = rgb
+    canvas[:, w + GAP :] = blend
+    picture = Image.fromarray(canvas)
+    if scale > 1:
+        picture = picture.resize((canvas.shape[1] * scale, h * scale), Image.NEAREST)
+    return picture
+
+
+def grid(pictures: Sequence[Image.Image], columns: int) -> Image.Image:
+    """Tile pictures of equal size in rows of `columns`, white gaps between them."""
+    w, h = pictures[0].size
+    rows = -(-len(pictures) // columns)
+    sheet = Image.new("RGB", (columns * w + (columns - 1) * GAP * 2, rows * h + (rows - 1) * GAP * 2), "white")
+    for i, picture in enumerate(pictures):
+        sheet.paste(picture, ((i % columns) * (w + GAP * 2), (i // columns) * (h + GAP * 2)))
+    return sheet
+
+
+def save_png(picture: Image.Image, path: str | os.PathLike[str]) -> None:
+    """Write a PNG atomically."""
+    with atomic_path(path) as tmp:
+        picture.save(tmp, format="PNG")
+
+
+def loss_curve_svg(values: Sequence[float], width: int = 360, height: int = 120) -> str:
+    """A small inline SVG line chart of a training loss per epoch."""
+    if len(values) < 2:
+        return ""
+    low, high = min(values), max(values)
+    span = max(high - low, 1e-12)
+    points = " ".join(
+        f"{8 + i * (width - 16) / (len(values) - 1):.1f},{8 + (high - v) * (height - 24) / span:.1f}"
+        for i, v in enumerate(values)
+    )
+    return (
+        f'<svg width="{width}" height="{height}" role="img" aria-label="training loss per epoch">'
+        f'<polyline fill="none" stroke="#c0392b" stroke-width="2" points="{points}"/>'
+        f'<text x="8" y="{height - 4}" font-size="11">epoch 1: {values[0]:.4g}</text>'
+        f'<text x="{width - 8}" y="{height - 4}" font-size="11" text-anchor="end">'
+        f"epoch {len(values)}: {values[-1]:.4g}</text></svg>"
+    )
+
+
+def write_gallery(path: Path, title: str, intro_html: str, items: Sequence[tuple[str, str]], columns: int = 4) -> None:
+    """An index.html with a title, an introduction (trusted HTML) and a grid of (caption, relative image path)."""
+    cells = "\n".join(
+        f'<figure><img src="{html.escape(src)}" alt="{html.escape(caption)}">'
+        f"<figcaption>{html.escape(caption)}</figcaption></figure>"
+        for caption, src in items
+    )
+    page = f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
+<style>
+body {{ font-family: system-ui, sans-serif; margin: 2rem; max-width: 72rem; color: #222; }}
+.grid {{ display: grid; grid-template-columns: repeat({columns}, 1fr); gap: 1rem; }}
+figure {{ margin: 0; }} img {{ width: 100%; image-rendering: pixelated; border: 1px solid #ddd; }}
+figcaption {{ font-size: 0.8rem; color: #555; }} code {{ background: #f4f4f4; padding: 0 0.2rem; }}
+table {{ border-collapse: collapse; }}
+td, th {{ padding: 0.2rem 0.6rem; border-bottom: 1px solid #eee; text-align: left; }}
+</style></head><body>
+<h1>{html.escape(title)}</h1>
+{intro_html}
+<div class="grid">
+{cells}
+</div>
+</body></html>
+"""
+    write_text(path, page)
