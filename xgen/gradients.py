@@ -117,7 +117,73 @@ def channel_weights(
     """Grad-CAM weights of every output: alpha[n, k, c] = mean over (h, w) of d forward(x)[n, k] / dA[n, c].
 
     Returns (activations A: (N, C, h, w), alpha: (N, K, C), outputs: (N, K)).
+
+    Fast path: when the first nn.Linear run after the layer reads phi(A) flattened, with phi elementwise (a
+    ReLU, say), alpha = (1/hw) G (W * phi'(A)) summed over space, where G: (K, N, J) are the gradients of the K
+    outputs at that Linear's output (one batched backward through the small head) and W its (J, C, h, w)
+    weight. This costs about one forward of the Linear instead of K backward passes through it. Both
+    assumptions are checked on every call (a random probe of phi's Jacobian, and a random combination of the
+    K outputs against a full backward pass); if either fails, the batched backward of `layer_jacobian` is used.
     """
-    result = layer_jacobian(model, layer, x, forward)
-    alpha = result.gradients.mean(dim=(-2, -1)).transpose(0, 1)
-    return result.activations, alpha, result.outputs
+    target = model.layer(layer)
+    linears: list[tuple[nn.Module, torch.Tensor, torch.Tensor]] = []
+    state = {"after": False}
+
+    def after_layer(*_: object) -> None:
+        state["after"] = True
+
+    def record(module: nn.Module, inputs: tuple, output: torch.Tensor) -> None:
+        if state["after"] and not linears and inputs and isinstance(inputs[0], torch.Tensor):
+            linears.append((module, inputs[0], output))
+
+    handles = [target.register_forward_hook(after_layer)]
+    handles += [m.register_forward_hook(record) for m in model.module.modules() if isinstance(m, nn.Linear)]
+    try:
+        activations, outputs = _run(model, layer, x, forward, cut=True)
+    finally:
+        for handle in handles:
+            handle.remove()
+    if outputs.dim() != 2 or outputs.shape[0] != x.shape[0]:
+        raise WrapError(f"the outputs must have shape (N, K), got {tuple(outputs.shape)}.")
+    alpha = _linear_head_alpha(activations, outputs, linears[0] if linears else None)
+    if alpha is None:
+        k = outputs.shape[1]
+        eye = torch.eye(k, dtype=outputs.dtype, device=outputs.device).unsqueeze(1).expand(k, *outputs.shape)
+        (gradients,) = torch.autograd.grad(outputs, activations, grad_outputs=eye, is_grads_batched=True)
+        alpha = gradients.mean(dim=(-2, -1)).transpose(0, 1)
+    return activations, alpha, outputs
+
+
+def _linear_head_alpha(
+    activations: torch.Tensor, outputs: torch.Tensor, linear: tuple[nn.Module, torch.Tensor, torch.Tensor] | None
+) -> torch.Tensor | None:
+    """alpha (N, K, C) through the structure described in `channel_weights`, or None when it does not hold."""
+    if linear is None:
+        return None
+    module, flat, hidden = linear
+    n, c, h, w = activations.shape
+    if type(module).forward is not nn.Linear.forward or flat.shape != (n, c * h * w) or not flat.requires_grad:
+        return None
+    generator = torch.Generator(device=flat.device).manual_seed(0)
+    (phi_prime,) = torch.autograd.grad(flat, activations, torch.ones_like(flat), retain_graph=True)
+    probe = torch.rand(flat.shape, generator=generator, device=flat.device, dtype=flat.dtype)
+    (probed,) = torch.autograd.grad(flat, activations, probe, retain_graph=True)
+    if not torch.allclose(probed, phi_prime * probe.view_as(activations), rtol=1e-4, atol=1e-6):
+        return None
+    k = outputs.shape[1]
+    eye = torch.eye(k, dtype=outputs.dtype, device=outputs.device).unsqueeze(1).expand(k, *outputs.shape)
+    try:
+        (head,) = torch.autograd.grad(outputs, hidden, grad_outputs=eye, is_grads_batched=True, retain_graph=True)
+    except RuntimeError:
+        return None
+    weight = module.weight.detach().view(-1, c, h * w)
+    pooled = torch.einsum("jcs,ncs->njc", weight, phi_prime.view(n, c, h * w))
+    alpha = torch.einsum("knj,njc->nkc", head, pooled) / (h * w)
+    mix = torch.rand(outputs.shape, generator=generator, device=outputs.device, dtype=outputs.dtype)
+    (full,) = torch.autograd.grad(outputs, activations, mix)
+    expected = full.mean(dim=(-2, -1))
+    got = torch.einsum("nk,nkc->nc", mix, alpha)
+    scale = expected.abs().max().clamp_min(1e-12)
+    if not torch.allclose(got / scale, expected / scale, rtol=1e-4, atol=1e-5):
+        return None
+    return alpha

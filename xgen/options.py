@@ -60,6 +60,11 @@ def _coerce(value: Any, annotation: Any) -> Any:
         members = get_args(annotation)
         if value is None and type(None) in members:
             return None
+        # "none" means None before any member is tried (else `str | None` keeps it), unless a Literal offers "none".
+        none_word = isinstance(value, str) and value.lower() in {"none", "null"}
+        offered = none_word and any(get_origin(m) is Literal and value in get_args(m) for m in members)
+        if none_word and type(None) in members and not offered:
+            return None
         errors = []
         for member in members:
             if member is type(None):
@@ -68,8 +73,6 @@ def _coerce(value: Any, annotation: Any) -> Any:
                 return _coerce(value, member)
             except ValueError as exc:
                 errors.append(str(exc))
-        if type(None) in members and isinstance(value, str) and value.lower() in {"none", "null"}:
-            return None
         raise ValueError(errors[0] if errors else "invalid value")
     if annotation is type(None):
         if value is None or (isinstance(value, str) and value.lower() in {"none", "null"}):
