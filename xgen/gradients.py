@@ -76,6 +76,15 @@ def _run(model: Model, layer: str, x: torch.Tensor, forward: Callable[[torch.Ten
     return activations, outputs
 
 
+def check_spatial(activations: torch.Tensor, layer: str) -> None:
+    """Raise WrapError unless the layer's output is a spatial map (N, C, h, w), as channel weighting needs."""
+    if activations.dim() != 4:
+        raise WrapError(
+            f"Grad-CAM weights the channels of a spatial map, but layer '{layer}' outputs shape "
+            f"{tuple(activations.shape)}, not (N, C, h, w); choose a convolutional layer with layer=."
+        )
+
+
 def layer_gradients(
     model: Model,
     layer: str,
@@ -145,6 +154,7 @@ def channel_weights(
             handle.remove()
     if outputs.dim() != 2 or outputs.shape[0] != x.shape[0]:
         raise WrapError(f"the outputs must have shape (N, K), got {tuple(outputs.shape)}.")
+    check_spatial(activations, layer)
     alpha = _linear_head_alpha(activations, outputs, linears[0] if linears else None)
     if alpha is None:
         k = outputs.shape[1]

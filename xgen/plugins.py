@@ -43,6 +43,11 @@ KINDS: dict[str, tuple[type, str]] = {
     "dataset": (Dataset, "xgen_register_datasets"),
 }
 
+_KNOWN_REQUIREMENTS = {
+    "explainer": MODEL_REQUIREMENTS.keys(),
+    "scorer": MODEL_REQUIREMENTS.keys(),
+    "metric": METRIC_REQUIREMENTS,
+}
 _NAME = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
 
 
@@ -100,17 +105,7 @@ def _check_registration(kind: str, obj: Any) -> None:
     if not isinstance(description, str) or not description.strip() or "\n" in description.strip():
         raise PluginError(f"{kind} '{name}' needs a one-line description.")
     requires = set(getattr(obj, "requires", ()) or ())
-    known = (
-        METRIC_REQUIREMENTS
-        if kind == "metric"
-        else MODEL_REQUIREMENTS.keys()
-        if kind
-        in (
-            "explainer",
-            "scorer",
-        )
-        else set()
-    )
+    known = _KNOWN_REQUIREMENTS.get(kind, set())
     unknown = requires - set(known)
     if unknown:
         raise PluginError(f"{kind} '{name}' requires unknown {sorted(unknown)}; known requirements: {sorted(known)}.")

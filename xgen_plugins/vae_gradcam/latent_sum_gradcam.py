@@ -11,11 +11,12 @@ import xgen
 
 
 def postprocess(
-    cam: torch.Tensor, size: tuple[int, int], sign: str, normalize: str, eps: float = 1e-12
+    cam: torch.Tensor, size: tuple[int, int], sign: str, normalize: str, eps: float = 1e-12, rtol: float = 1e-5
 ) -> torch.Tensor:
     """cam: (N, K, h, w) -> (N, K, H, W): bilinear upsampling, then the sign rule, then per-map min-max.
 
-    A flat map normalises to 0 (the range is clamped at `eps`), never to NaN.
+    A flat map normalises to 0, never to NaN nor to stretched rounding noise: a map whose range is within
+    `rtol` of its largest magnitude (a few float32 ulps of channel sums done in different orders) counts as flat.
     """
     up = F.interpolate(cam, size=size, mode="bilinear", align_corners=False)
     if sign == "abs":
@@ -25,8 +26,9 @@ def postprocess(
     if normalize == "minmax":
         flat = up.flatten(2)
         low = flat.min(dim=2, keepdim=True).values
-        span = (flat.max(dim=2, keepdim=True).values - low).clamp_min(eps)
-        up = ((flat - low) / span).view_as(up)
+        span = flat.max(dim=2, keepdim=True).values - low
+        is_flat = span <= rtol * flat.abs().max(dim=2, keepdim=True).values
+        up = torch.where(is_flat, torch.zeros_like(flat), (flat - low) / span.clamp_min(eps)).view_as(up)
     return up
 
 
@@ -102,6 +104,7 @@ class LatentSumGradCAM(xgen.Explainer):
                 return mu.sum(dim=1) if dim is None else mu[:, dim]
 
             grads = xgen.gradients.layer_gradients(model, layer, x, score)
+            xgen.gradients.check_spatial(grads.activations, layer)
             g = grads.gradients
             if self.grad_norm == "l2":
                 g = g / (g.pow(2).mean(dim=(1, 2, 3), keepdim=True).sqrt() + 1e-5)
