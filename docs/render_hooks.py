@@ -1,6 +1,6 @@
 """Render docs/hooks.md from the docstrings in xgen/hookspecs.py: the hook spec is the documentation.
 
-    python docs/render_hooks.py > docs/hooks.md
+python docs/render_hooks.py > docs/hooks.md
 """
 
 import inspect

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -33,10 +34,10 @@ def check_images(x: Any, model: Model | None = None) -> torch.Tensor:
     if not torch.is_floating_point(x):
         raise InputError(f"images are {x.dtype}; pass floats in [0, 1] (for 8-bit images: x.float() / 255).")
     x = x.float()
-    bad = (~torch.isfinite(x)).sum().item()
-    if bad:
+    low, high = (v.item() for v in torch.aminmax(x))
+    if not (math.isfinite(low) and math.isfinite(high)):
+        bad = (~torch.isfinite(x)).sum().item()
         raise InputError(f"the images contain {bad} NaN or Inf values; clean or drop those images first.")
-    low, high = x.min().item(), x.max().item()
     if low < -1e-6 or high > 1 + 1e-6:
         raise InputError(f"image values span [{low:.3g}, {high:.3g}]; scale them to [0, 1] first.")
     if model is not None and model.input_shape is not None and tuple(x.shape[1:]) != tuple(model.input_shape):
@@ -65,12 +66,13 @@ def explain(model: Model | nn.Module, x: Any, plugin: str | None = None, **optio
     explainer = explainer_cls(**options)
     model.check_requires(explainer_cls.requires, f"explainer '{name}'")
     x = check_images(x, model)
-    was_training = model.module.training
+    modes = [(module, module.training) for module in model.module.modules()]
     model.module.eval()
     try:
         result = explainer.explain(model, x)
     finally:
-        model.module.train(was_training)
+        for module, training in modes:
+            module.training = training
     if not isinstance(result, Explanation):
         raise XgenError(f"explainer '{name}' returned {type(result).__name__}, not an xgen.Explanation.")
     expected = (x.shape[0], x.shape[2], x.shape[3])

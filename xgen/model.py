@@ -158,14 +158,17 @@ class Model:
         """The sub-module at dotted path `name` (e.g. "encoder.2")."""
         if _is_torchscript(self.module):
             self.check_requires({"layers"}, f"layer('{name}')")
-        names = [n for n, _ in self.module.named_modules() if n]
-        if name not in names:
+        try:
+            if not name:
+                raise AttributeError(name)
+            return self.module.get_submodule(name)
+        except AttributeError:
+            names = [n for n, _ in self.module.named_modules() if n]
             convs = [n for n, m in self.module.named_modules() if isinstance(m, nn.Conv2d)]
             hint = did_you_mean(name, names)
             raise WrapError(
                 f"the model has no layer '{name}'.{hint} Its Conv2d layers are: {', '.join(convs) or 'none'}."
-            )
-        return self.module.get_submodule(name)
+            ) from None
 
     def attention_layer(self, x: torch.Tensor) -> str:
         """The dotted name of the default attention layer: the last Conv2d that runs when encoding x.

@@ -7,6 +7,7 @@ fields. `Configurable(**options)` validates names and types and converts the str
 
 from __future__ import annotations
 
+import functools
 import inspect
 import types
 import typing
@@ -148,21 +149,27 @@ class Configurable:
     @classmethod
     def options(cls) -> dict[str, Option]:
         """The declared options of this class, in declaration order, base classes first."""
-        found: dict[str, Option] = {}
-        for klass in reversed(cls.__mro__):
-            annotations = inspect.get_annotations(klass)
-            if not annotations:
-                continue
-            hints = typing.get_type_hints(klass, include_extras=False)
-            for attr in annotations:
-                if attr.startswith("_") or attr not in klass.__dict__:
-                    continue
-                hint = hints.get(attr)
-                if get_origin(hint) is ClassVar or hint is ClassVar:
-                    continue
-                found[attr] = Option(attr, hint, getattr(cls, attr))
-        return found
+        return dict(_declared_options(cls))
 
     def config(self) -> dict[str, Any]:
         """The current option values, as plain data (what a checkpoint records)."""
         return {name: getattr(self, name) for name in self.options()}
+
+
+@functools.cache
+def _declared_options(cls: type) -> dict[str, Option]:
+    """Computed once per class: resolving type hints on every construction would dominate small explain calls."""
+    found: dict[str, Option] = {}
+    for klass in reversed(cls.__mro__):
+        annotations = inspect.get_annotations(klass)
+        if not annotations:
+            continue
+        hints = typing.get_type_hints(klass, include_extras=False)
+        for attr in annotations:
+            if attr.startswith("_") or attr not in klass.__dict__:
+                continue
+            hint = hints.get(attr)
+            if get_origin(hint) is ClassVar or hint is ClassVar:
+                continue
+            found[attr] = Option(attr, hint, getattr(cls, attr))
+    return found

@@ -1,6 +1,7 @@
 """`xgen demo`: train a conv-vae on digit 1, explain held-out 7s, 4s, 9s and 2s, write a gallery (Fig. 1a)."""
 
 import html
+import os
 import platform
 import time
 from pathlib import Path
@@ -61,7 +62,7 @@ for what these maps show on this data.</p>
 <tr><th>training</th><td>{record["epochs"]} epochs, batch {record["batch_size"]}, seed {seed},
 {record["seconds"]:.1f} s; loss per image per epoch:<br>
 {loss_curve_svg([h["loss"] for h in record["history"]])}</td></tr>
-<tr><th>machine</th><td>{html.escape(platform.platform())}, {html.escape(platform.processor() or "cpu")},
+<tr><th>machine</th><td>{html.escape(platform.platform())}, {os.cpu_count()} CPUs ({platform.machine()}),
 torch {torch.__version__} ({torch.get_num_threads()} threads), xgen {__version__}</td></tr>
 <tr><th>files</th><td><a href="model.pt">model.pt</a>, <a href="maps/">maps/</a> (.npy maps, .png overlays),
 <a href="scores.csv">scores.csv</a></td></tr>

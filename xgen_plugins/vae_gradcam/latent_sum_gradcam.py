@@ -87,11 +87,12 @@ class LatentSumGradCAM(xgen.Explainer):
         details: dict[str, object] = {"layer": layer}
 
         def latent_mean(inputs: torch.Tensor) -> torch.Tensor:
-            return model.encode(inputs).mean.flatten(1)
+            mu = model.encode(inputs).mean.flatten(1)
+            self._check_dim(mu.shape[1])
+            return mu
 
         if self.per_dim:
-            acts, alpha, mu = xgen.gradients.channel_weights(model, layer, x, latent_mean)
-            self._check_dim(mu.shape[1])
+            acts, alpha, _ = xgen.gradients.channel_weights(model, layer, x, latent_mean)
             cams = torch.einsum("nkc,nchw->nkhw", alpha, acts.detach())
             cam = cams[:, self.dim : self.dim + 1] if self.dim is not None else cams.sum(dim=1, keepdim=True)
             details["per_dim"] = postprocess(cams, size, self.sign, self.normalize).detach()
@@ -100,7 +101,6 @@ class LatentSumGradCAM(xgen.Explainer):
 
             def score(inputs: torch.Tensor) -> torch.Tensor:
                 mu = latent_mean(inputs)
-                self._check_dim(mu.shape[1])
                 return mu.sum(dim=1) if dim is None else mu[:, dim]
 
             grads = xgen.gradients.layer_gradients(model, layer, x, score)
