@@ -66,13 +66,14 @@ def explain(model: Model | nn.Module, x: Any, plugin: str | None = None, **optio
     explainer = explainer_cls(**options)
     model.check_requires(explainer_cls.requires, f"explainer '{name}'")
     x = check_images(x, model)
-    modes = [(module, module.training) for module in model.module.modules()]
-    model.module.eval()
+    training = [module for module in model.module.modules() if module.training]
+    if training:
+        model.module.eval()
     try:
         result = explainer.explain(model, x)
     finally:
-        for module, training in modes:
-            module.training = training
+        for module in training:
+            module.training = True
     if not isinstance(result, Explanation):
         raise XgenError(f"explainer '{name}' returned {type(result).__name__}, not an xgen.Explanation.")
     expected = (x.shape[0], x.shape[2], x.shape[3])
