@@ -101,6 +101,19 @@ def test_explain_data_spec(workdir):
     assert sorted(p.stem for p in (workdir / "data_maps").glob("*.npy")) == sorted(names)
 
 
+def test_dotted_file_names_keep_their_own_maps(workdir, tmp_path):
+    for name, value in (("scan.v1.png", 0), ("scan.v2.png", 255)):
+        Image.new("L", (28, 28), value).save(tmp_path / name)
+    result = run("explain", "--model", str(workdir / "ck.pt"), "scan.v1.png", "scan.v2.png", "--out", "o", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in (tmp_path / "o").glob("scan*")) == [
+        "scan.v1.npy",
+        "scan.v1.png",
+        "scan.v2.npy",
+        "scan.v2.png",
+    ]
+
+
 def test_resize_only_when_asked(workdir, tmp_path):
     Image.new("L", (32, 32), 40).save(tmp_path / "big.png")
     error = one_error_line(run("explain", "--model", str(workdir / "ck.pt"), "big.png", "--out", "o", cwd=tmp_path))

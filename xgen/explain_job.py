@@ -47,6 +47,11 @@ class JobResult:
     scores: dict[str, float | None]
 
 
+def output_path(out: Path, stem: PurePath | str, suffix: str) -> Path:
+    """out/stem + suffix; stems may contain dots ("scan.v2"), so the suffix is appended, never substituted."""
+    return out / f"{stem}{suffix}"
+
+
 def _read_manifest(path: Path, identity: dict[str, Any]) -> dict[str, float | None]:
     try:
         manifest = json.loads(path.read_text())
@@ -82,7 +87,7 @@ def run(
     done = {
         stem: score
         for stem, score in done.items()
-        if (out / f"{stem}.npy").is_file() and (out / f"{stem}.png").is_file()
+        if output_path(out, stem, ".npy").is_file() and output_path(out, stem, ".png").is_file()
     }
     todo = [item for item in items if str(item.stem) not in done]
     scores = dict(done)
@@ -93,12 +98,11 @@ def run(
             x = torch.stack([item.load() for item in batch])
             result = explain(model, x, plugin=name, **options).cpu()
             for i, item in enumerate(batch):
-                target = out / item.stem
-                target.parent.mkdir(parents=True, exist_ok=True)
+                output_path(out, item.stem, "").parent.mkdir(parents=True, exist_ok=True)
                 amap = result.anomaly_map[i].numpy().astype(np.float32)
-                with atomic_path(target.with_suffix(".npy")) as tmp, open(tmp, "wb") as fh:
+                with atomic_path(output_path(out, item.stem, ".npy")) as tmp, open(tmp, "wb") as fh:
                     np.save(fh, amap)
-                save_png(overlay(x[i].cpu().numpy(), amap), target.with_suffix(".png"))
+                save_png(overlay(x[i].cpu().numpy(), amap), output_path(out, item.stem, ".png"))
                 scores[str(item.stem)] = None if result.score is None else float(result.score[i])
             write_text(manifest_path, json.dumps({"identity": identity, "scores": scores}, indent=1))
             bar.advance(task, len(batch))

@@ -13,7 +13,7 @@ import typer
 
 from xgen import __version__
 from xgen.cli.app import app, file_digest
-from xgen.explain_job import Item, run
+from xgen.explain_job import Item, output_path, run
 from xgen.files import ensure_writable_dir
 from xgen.plugins import open_dataset
 from xgen.training import train
@@ -43,7 +43,7 @@ def demo(
     chosen = [i for digit in SHOWN for i in (test.classes == digit).nonzero().flatten()[:PER_DIGIT].tolist()]
     items = [Item(Path("maps") / test.names[i], test.names[i], lambda i=i: test.images[i]) for i in chosen]
     run(model, items, out, plugin="vae-gradcam", options={}, model_id=file_digest(checkpoint), progress=True)
-    maps = [np.load(out / f"{item.stem}.npy") for item in items]
+    maps = [np.load(output_path(out, item.stem, ".npy")) for item in items]
     figure = grid([overlay(test.images[i].numpy(), m) for i, m in zip(chosen, maps, strict=True)], PER_DIGIT)
     save_png(figure, out / "figure.png")
     record = model.metadata["training"]
