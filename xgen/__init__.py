@@ -7,7 +7,7 @@ exp.anomaly_map                                   # (N, H, W) float32
 """
 
 from xgen import gradients
-from xgen.api import explain, list_plugins
+from xgen.api import explain, list_plugins, metric
 from xgen.architecture import Architecture
 from xgen.checkpoint import load, save
 from xgen.data import Dataset, ImageSet
@@ -42,6 +42,7 @@ __all__ = [
     "hookimpl",
     "list_plugins",
     "load",
+    "metric",
     "save",
     "train",
     "wrap",

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from xgen.errors import InputError, XgenError
-from xgen.methods import Explanation
+from xgen.methods import Explanation, Metric
 from xgen.model import Model, wrap
 from xgen.plugins import PluginInfo, get_registry, lookup
 
@@ -82,6 +82,11 @@ def explain(model: Model | nn.Module, x: Any, plugin: str | None = None, **optio
             f"explainer '{name}' returned maps of shape {tuple(result.anomaly_map.shape)}, expected {expected}."
         )
     return result
+
+
+def metric(name: str, **options: Any) -> Metric:
+    """The metric registered as `name`, ready to call: `xgen.metric("pixel-auroc")(maps=..., masks=...)`."""
+    return lookup("metric", name)(**options)
 
 
 def list_plugins() -> list[PluginInfo]:

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 
+from xgen.errors import XgenError
 from xgen.options import Configurable
 
 if TYPE_CHECKING:
@@ -110,5 +111,29 @@ class Metric(Configurable, abc.ABC):
     ) -> float:
         """maps: (N, H, W); masks: (N, H, W) in {0, 1}; scores: (N,); labels: (N,) in {0, 1}, 1 = anomalous."""
 
-    def __call__(self, **inputs: torch.Tensor | None) -> float:
-        return self.compute(**inputs)
+    def __call__(
+        self,
+        *,
+        maps: torch.Tensor | None = None,
+        masks: torch.Tensor | None = None,
+        scores: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+    ) -> float:
+        """Check that the inputs this metric `requires` are given and agree in shape, then `compute`."""
+        given = {"maps": maps, "masks": masks, "scores": scores, "labels": labels}
+        missing = sorted(name for name in self.requires if given[name] is None)
+        if missing:
+            raise XgenError(
+                f"metric '{self.name}' needs {' and '.join(missing)}, which were not given; "
+                "choose data that has them or another metric."
+            )
+        if maps is not None and masks is not None and tuple(maps.shape) != tuple(masks.shape):
+            raise XgenError(
+                f"metric '{self.name}' got maps of shape {tuple(maps.shape)} and masks of shape "
+                f"{tuple(masks.shape)}; they must match, one mask per map at the map's resolution."
+            )
+        if scores is not None and labels is not None and scores.shape[0] != labels.shape[0]:
+            raise XgenError(
+                f"metric '{self.name}' got {scores.shape[0]} scores for {labels.shape[0]} labels; give one per image."
+            )
+        return float(self.compute(maps=maps, masks=masks, scores=scores, labels=labels))
