@@ -11,6 +11,7 @@ import os
 import pickle
 import pickletools
 import re
+import warnings
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -92,7 +93,9 @@ def _read(path: Path, trust: bool, device: torch.device) -> Any:
     if zipfile.is_zipfile(path):
         if _is_torchscript(path):
             try:
-                return torch.jit.load(str(path), map_location=device)
+                with warnings.catch_warnings():
+                    warnings.filterwarnings("ignore", category=FutureWarning, message=".*torch.jit.load.*")
+                    return torch.jit.load(str(path), map_location=device)
             except Exception as exc:
                 raise CheckpointError(f"{path} looks like TorchScript but does not load ({exc}).") from None
         try:
