@@ -6,7 +6,7 @@ exp = xgen.explain(model, x, plugin="vae-gradcam")
 exp.anomaly_map                                   # (N, H, W) float32
 """
 
-from xgen import gradients
+from xgen import gradients, images
 from xgen.api import explain, list_plugins, metric
 from xgen.architecture import Architecture
 from xgen.checkpoint import load, save
@@ -40,6 +40,7 @@ __all__ = [
     "explain",
     "gradients",
     "hookimpl",
+    "images",
     "list_plugins",
     "load",
     "metric",
