@@ -47,3 +47,18 @@ def test_every_vae_gradcam_option_is_documented():
     explainer = xgen.plugins.lookup("explainer", "vae-gradcam")
     for name in explainer.options():
         assert re.search(rf"`{name}", page), f"option {name} missing from docs/methods/vae-gradcam.md"
+
+
+def test_cli_help_texts_survive_rich_markup():
+    """typer renders help with rich, which swallows "[...]" as markup: "[default: x]" would vanish from --help."""
+    import typer.main
+
+    import xgen.cli  # noqa: F401  (registers the commands)
+    from xgen.cli.app import app
+
+    group = typer.main.get_command(app)
+    assert {"train", "explain", "plugins", "demo"} <= set(group.commands)
+    for name, command in group.commands.items():
+        assert "[" not in (command.help or ""), name
+        for param in command.params:
+            assert "[" not in (getattr(param, "help", None) or ""), f"xgen {name} {param.name}"

@@ -32,7 +32,7 @@ def _data_items(spec: str) -> list[Item]:
 def explain(
     model: Annotated[Path, typer.Option(help="Checkpoint: xgen, TorchScript, or trusted pickle.")],
     inputs: Annotated[list[Path] | None, typer.Argument(help="Image files or folders of images.")] = None,
-    plugin: Annotated[str | None, typer.Option(help="Explainer [default: the checkpoint's].")] = None,
+    plugin: Annotated[str | None, typer.Option(help="Explainer (default: the checkpoint's).")] = None,
     sets: Annotated[list[str] | None, typer.Option("--set", help="Explainer option key=value (repeatable).")] = None,
     out: Annotated[Path, typer.Option(help="Folder for <stem>.npy, <stem>.png and scores.csv.")] = Path("maps"),
     data: Annotated[

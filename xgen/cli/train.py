@@ -15,9 +15,9 @@ from xgen.training import train as train_model
 def train(
     architecture: Annotated[str, typer.Argument(help="Architecture to train, e.g. conv-vae (see `xgen plugins`).")],
     data: Annotated[str, typer.Option(help="Dataset spec, e.g. digits:normal=1.")],
-    out: Annotated[Path | None, typer.Option(help="Checkpoint to write [default: ARCHITECTURE.pt].")] = None,
-    epochs: Annotated[int | None, typer.Option(help="Epochs [default: the architecture's].")] = None,
-    batch_size: Annotated[int | None, typer.Option(help="Batch size [default: the architecture's].")] = None,
+    out: Annotated[Path | None, typer.Option(help="Checkpoint to write (default: ARCHITECTURE.pt).")] = None,
+    epochs: Annotated[int | None, typer.Option(help="Epochs (default: the architecture's).")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Batch size (default: the architecture's).")] = None,
     seed: Annotated[int, typer.Option(help="Random seed for initialisation and shuffling.")] = 0,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
     sets: Annotated[list[str] | None, typer.Option("--set", help="Architecture option key=value (repeatable).")] = None,
