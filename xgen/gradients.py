@@ -104,6 +104,19 @@ def layer_gradients(
     return LayerGradients(activations, gradients, outputs)
 
 
+def _check_outputs(outputs: torch.Tensor, n: int) -> None:
+    if outputs.dim() != 2 or outputs.shape[0] != n:
+        raise WrapError(f"the outputs must have shape (N, K), got {tuple(outputs.shape)}.")
+
+
+def _per_output_grads(outputs: torch.Tensor, inputs: torch.Tensor, *, retain_graph: bool = False) -> torch.Tensor:
+    """d outputs[:, k] / d inputs for every k at once: (K, *inputs.shape), one backward vmapped over K one-hots."""
+    k = outputs.shape[1]
+    eye = torch.eye(k, dtype=outputs.dtype, device=outputs.device).unsqueeze(1).expand(k, *outputs.shape)
+    (grads,) = torch.autograd.grad(outputs, inputs, grad_outputs=eye, is_grads_batched=True, retain_graph=retain_graph)
+    return grads
+
+
 def layer_jacobian(
     model: Model, layer: str, x: torch.Tensor, forward: Callable[[torch.Tensor], torch.Tensor]
 ) -> LayerGradients:
@@ -112,12 +125,8 @@ def layer_jacobian(
     One batched backward pass (autograd's vmap over the K one-hot cotangents), not K passes in a loop.
     """
     activations, outputs = _run(model, layer, x, forward, cut=True)
-    if outputs.dim() != 2 or outputs.shape[0] != x.shape[0]:
-        raise WrapError(f"the outputs must have shape (N, K), got {tuple(outputs.shape)}.")
-    k = outputs.shape[1]
-    cotangents = torch.eye(k, dtype=outputs.dtype, device=outputs.device).unsqueeze(1).expand(k, *outputs.shape)
-    (gradients,) = torch.autograd.grad(outputs, activations, grad_outputs=cotangents, is_grads_batched=True)
-    return LayerGradients(activations, gradients, outputs)
+    _check_outputs(outputs, x.shape[0])
+    return LayerGradients(activations, _per_output_grads(outputs, activations), outputs)
 
 
 def channel_weights(
@@ -152,15 +161,11 @@ def channel_weights(
     finally:
         for handle in handles:
             handle.remove()
-    if outputs.dim() != 2 or outputs.shape[0] != x.shape[0]:
-        raise WrapError(f"the outputs must have shape (N, K), got {tuple(outputs.shape)}.")
+    _check_outputs(outputs, x.shape[0])
     check_spatial(activations, layer)
     alpha = _linear_head_alpha(activations, outputs, linears[0] if linears else None)
     if alpha is None:
-        k = outputs.shape[1]
-        eye = torch.eye(k, dtype=outputs.dtype, device=outputs.device).unsqueeze(1).expand(k, *outputs.shape)
-        (gradients,) = torch.autograd.grad(outputs, activations, grad_outputs=eye, is_grads_batched=True)
-        alpha = gradients.mean(dim=(-2, -1)).transpose(0, 1)
+        alpha = _per_output_grads(outputs, activations).mean(dim=(-2, -1)).transpose(0, 1)
     return activations, alpha, outputs
 
 
@@ -180,17 +185,15 @@ def _linear_head_alpha(
     (probed,) = torch.autograd.grad(flat, activations, probe, retain_graph=True)
     if not torch.allclose(probed, phi_prime * probe.view_as(activations), rtol=1e-4, atol=1e-6):
         return None
-    k = outputs.shape[1]
-    eye = torch.eye(k, dtype=outputs.dtype, device=outputs.device).unsqueeze(1).expand(k, *outputs.shape)
     try:
-        (head,) = torch.autograd.grad(outputs, hidden, grad_outputs=eye, is_grads_batched=True, retain_graph=True)
+        head = _per_output_grads(outputs, hidden, retain_graph=True)
     except RuntimeError:
         return None
     weight = module.weight.detach().view(-1, c, h * w)
     pooled = torch.einsum("jcs,ncs->njc", weight, phi_prime.view(n, c, h * w))
     alpha = torch.einsum("knj,njc->nkc", head, pooled) / (h * w)
     mix = torch.rand(outputs.shape, generator=generator, device=outputs.device, dtype=outputs.dtype)
-    (full,) = torch.autograd.grad(outputs, activations, mix)
+    (full,) = torch.autograd.grad(outputs, activations, mix, retain_graph=True)
     expected = full.mean(dim=(-2, -1))
     got = torch.einsum("nk,nkc->nc", mix, alpha)
     scale = expected.abs().max().clamp_min(1e-12)
