@@ -92,7 +92,7 @@ def test_mvtec_labels_classes_names_and_resized_masks(mvtec):
     assert test.masks.dtype == torch.float32 and set(test.masks.unique().tolist()) <= {0.0, 1.0}
     for name, mask in zip(test.names, test.masks, strict=True):
         assert np.array_equal(mask.numpy(), expected[name]), name
-    assert data.spec() == f"mvtec:path={root},size=16"
+    assert data.spec() == f"mvtec:{root},size=16"
 
 
 def test_mvtec_at_native_size_keeps_pixels_exactly(mvtec):

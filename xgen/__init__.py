@@ -7,11 +7,12 @@ exp.anomaly_map                                   # (N, H, W) float32
 """
 
 from xgen import gradients, images
-from xgen.api import explain, list_plugins, metric
+from xgen.api import explain, list_plugins, metric, score
 from xgen.architecture import Architecture
 from xgen.checkpoint import load, save
 from xgen.data import Dataset, ImageSet
 from xgen.errors import CheckpointError, InputError, PluginError, WrapError, XgenError
+from xgen.evaluation import Evaluation, evaluate
 from xgen.hookspecs import hookimpl
 from xgen.methods import Explainer, Explanation, Metric, Scorer
 from xgen.model import Latent, Model, wrap
@@ -24,6 +25,7 @@ __all__ = [
     "Architecture",
     "CheckpointError",
     "Dataset",
+    "Evaluation",
     "Explainer",
     "Explanation",
     "ImageSet",
@@ -37,6 +39,7 @@ __all__ = [
     "XgenError",
     "__version__",
     "dataset",
+    "evaluate",
     "explain",
     "gradients",
     "hookimpl",
@@ -45,6 +48,7 @@ __all__ = [
     "load",
     "metric",
     "save",
+    "score",
     "train",
     "wrap",
 ]

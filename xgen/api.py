@@ -1,8 +1,10 @@
-"""The library calls: `xgen.explain` and `xgen.list_plugins`, with the input checks every plugin relies on."""
+"""The library calls (`explain`, `score`, `metric`, `list_plugins`) with the input checks every plugin relies on."""
 
 from __future__ import annotations
 
+import contextlib
 import math
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -50,6 +52,19 @@ def check_images(x: Any, model: Model | None = None) -> torch.Tensor:
     return x
 
 
+@contextlib.contextmanager
+def evaluation_mode(model: Model) -> Iterator[None]:
+    """Put every module of `model` in eval mode for the block, restoring those that were training."""
+    training = [module for module in model.module.modules() if module.training]
+    if training:
+        model.module.eval()
+    try:
+        yield
+    finally:
+        for module in training:
+            module.training = True
+
+
 def explain(model: Model | nn.Module, x: Any, plugin: str | None = None, **options: Any) -> Explanation:
     """Explain images x: (N, C, H, W) float32 in [0, 1] with explainer `plugin` (default: the model's own).
 
@@ -66,14 +81,8 @@ def explain(model: Model | nn.Module, x: Any, plugin: str | None = None, **optio
     explainer = explainer_cls(**options)
     model.check_requires(explainer_cls.requires, f"explainer '{name}'")
     x = check_images(x, model)
-    training = [module for module in model.module.modules() if module.training]
-    if training:
-        model.module.eval()
-    try:
+    with evaluation_mode(model):
         result = explainer.explain(model, x)
-    finally:
-        for module in training:
-            module.training = True
     if not isinstance(result, Explanation):
         raise XgenError(f"explainer '{name}' returned {type(result).__name__}, not an xgen.Explanation.")
     expected = (x.shape[0], x.shape[2], x.shape[3])
@@ -82,6 +91,25 @@ def explain(model: Model | nn.Module, x: Any, plugin: str | None = None, **optio
             f"explainer '{name}' returned maps of shape {tuple(result.anomaly_map.shape)}, expected {expected}."
         )
     return result
+
+
+def score(model: Model | nn.Module, x: Any, plugin: str | None = None, **options: Any) -> torch.Tensor:
+    """Image-level anomaly scores (N,) float32 of images x: (N, C, H, W) in [0, 1], higher = more anomalous, from
+    scorer `plugin` (default: the model's own), with the same checks as `explain`."""
+    model = wrap(model)
+    name = plugin or model.default_scorer
+    if name is None:
+        raise XgenError("this model names no default scorer; pass plugin=... (xgen.list_plugins() shows the choices).")
+    scorer_cls = lookup("scorer", name)
+    scorer = scorer_cls(**options)
+    model.check_requires(scorer_cls.requires, f"scorer '{name}'")
+    x = check_images(x, model)
+    with evaluation_mode(model):
+        result = scorer.score(model, x)
+    if not isinstance(result, torch.Tensor) or result.numel() != x.shape[0]:
+        shape = tuple(getattr(result, "shape", ()))
+        raise XgenError(f"scorer '{name}' returned {type(result).__name__} {shape}, expected {x.shape[0]} scores.")
+    return result.detach().float().reshape(-1)
 
 
 def metric(name: str, **options: Any) -> Metric:

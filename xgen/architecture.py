@@ -17,11 +17,13 @@ class Architecture(Configurable, abc.ABC):
 
     Implement `build` and either `loss` (one optimiser, the default `training_step`) or `training_step` and
     `configure_optimizers` (e.g. alternating GAN updates). `default_explainer` names the explainer
-    `xgen explain` uses for its checkpoints when no `--plugin` is given.
+    `xgen explain` uses for its checkpoints when no `--plugin` is given; `default_scorer` the scorer that gives
+    `xgen evaluate` its image scores when the explainer gives none.
     """
 
     kind: ClassVar[str] = "architecture"
     default_explainer: ClassVar[str | None] = None
+    default_scorer: ClassVar[str | None] = None
     epochs: ClassVar[int] = 10
     batch_size: ClassVar[int] = 64
 
@@ -60,5 +62,6 @@ class Architecture(Configurable, abc.ABC):
             architecture=self.name,
             config=self.config(),
             default_explainer=self.default_explainer,
+            default_scorer=self.default_scorer,
             **self.wrap_arguments(module),
         )

@@ -45,6 +45,7 @@ def save(model: Model, path: str | os.PathLike[str]) -> Path:
         "config": dict(model.config),
         "input_shape": list(model.input_shape) if model.input_shape else None,
         "default_explainer": model.default_explainer,
+        "default_scorer": model.default_scorer,
         "metadata": dict(model.metadata),
         "state_dict": {k: v.detach().cpu() for k, v in model.module.state_dict().items()},
     }

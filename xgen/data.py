@@ -18,7 +18,9 @@ class ImageSet:
 
     images: (N, C, H, W) float32 in [0, 1]. labels: (N,) int64, 1 = anomalous, or None.
     masks: (N, H, W) float32 in {0, 1} (ground-truth anomalous pixels), or None.
-    classes: (N,) int64 source class of each image (e.g. the digit), or None. names: one file stem per image.
+    classes: (N,) int64 source class of each image (e.g. the digit or the defect type), or None.
+    names: one file stem per image. class_names: the name of each class value, where the dataset has them.
+    extras: other per-image tensors with N rows (e.g. dSprites' ground-truth factors), kept by `subset`.
     """
 
     images: torch.Tensor
@@ -26,6 +28,8 @@ class ImageSet:
     masks: torch.Tensor | None = None
     classes: torch.Tensor | None = None
     names: list[str] = field(default_factory=list)
+    class_names: dict[int, str] = field(default_factory=dict)
+    extras: dict[str, torch.Tensor] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         n = self.images.shape[0]
@@ -38,6 +42,9 @@ class ImageSet:
             value = getattr(self, attr)
             if value is not None and value.shape[0] != n:
                 raise ValueError(f"ImageSet.{attr} has {value.shape[0]} rows for {n} images.")
+        for key, value in self.extras.items():
+            if value.shape[0] != n:
+                raise ValueError(f"ImageSet.extras['{key}'] has {value.shape[0]} rows for {n} images.")
         if len(self.names) != n:
             raise ValueError(f"ImageSet.names has {len(self.names)} entries for {n} images.")
 
@@ -56,6 +63,8 @@ class ImageSet:
             pick(self.masks),
             pick(self.classes),
             [self.names[i] for i in index.tolist()],
+            dict(self.class_names),
+            {key: value[index] for key, value in self.extras.items()},
         )
 
 
@@ -75,13 +84,14 @@ class Dataset(Configurable, abc.ABC):
         """The test split, with labels (and masks where the dataset has them)."""
 
     def spec(self) -> str:
-        """The spec string that rebuilds this dataset: its first option, then any option changed from its default."""
+        """The spec string that rebuilds this dataset: its first option (bare if it is the positional one), then any
+        option changed from its default."""
         options = self.options()
         first = next(iter(options), None)
         shown = {k: v for k, v in self.config().items() if k == first or v != options[k].default}
         if not shown:
             return self.name
-        return self.name + ":" + ",".join(f"{k}={v}" for k, v in shown.items())
+        return self.name + ":" + ",".join(str(v) if k == self.positional else f"{k}={v}" for k, v in shown.items())
 
 
 def parse_spec(spec: str) -> tuple[str, dict[str, Any], str | None]:

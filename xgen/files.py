@@ -22,6 +22,7 @@ def _umask() -> int:
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path beside `path`; on success it replaces `path` in one rename, on error it is removed."""
     path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
     os.close(fd)
     tmp_path = Path(tmp)
@@ -52,4 +53,18 @@ def ensure_writable_dir(path: str | os.PathLike[str], what: str = "--out") -> Pa
     except OSError as exc:
         reason = exc.strerror or type(exc).__name__
         raise XgenError(f"cannot write to {path} ({reason}); choose another {what} folder.") from None
+    return path
+
+
+def check_output_file(path: str | os.PathLike[str], flag: str) -> Path:
+    """Raise XgenError, creating nothing, unless `path` names a file that can be written (its folder may not
+    exist yet, but the nearest existing folder above it must be writable)."""
+    path = Path(path)
+    if path.is_dir():
+        raise XgenError(f"{flag} {path} is a folder; give a file path inside it.")
+    folder = path.parent if str(path.parent) else Path(".")
+    while not folder.exists():
+        folder = folder.parent
+    if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
+        raise XgenError(f"cannot write {path}: {folder} is not a writable folder; choose another {flag} path.")
     return path

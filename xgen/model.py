@@ -52,6 +52,7 @@ class Model:
         architecture: str | None = None,
         config: dict[str, Any] | None = None,
         default_explainer: str | None = None,
+        default_scorer: str | None = None,
     ) -> None:
         if not isinstance(module, nn.Module):
             raise WrapError(
@@ -73,6 +74,7 @@ class Model:
         self.architecture = architecture
         self.config = dict(config or {})
         self.default_explainer = default_explainer
+        self.default_scorer = default_scorer
         self.metadata: dict[str, Any] = {}
         self._default_layer: str | None = None
         if layer is not None:

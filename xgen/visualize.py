@@ -8,7 +8,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageDraw, ImageFont
+from scipy import ndimage
 
 from xgen.files import atomic_path, write_text
 
@@ -28,6 +29,15 @@ def to_unit(values: np.ndarray) -> np.ndarray:
     if low >= 0.0 and high <= 1.0:
         return values
     return (values - low) / max(high - low, 1e-12)
+
+
+def outline(rgb: np.ndarray, mask: np.ndarray, colour: tuple[int, int, int] = (230, 30, 30)) -> np.ndarray:
+    """rgb: (H, W, 3) uint8; mask: (H, W) bool. A copy with the mask's boundary pixels (inside the mask, next to
+    a pixel outside it or to the image edge) painted in `colour`."""
+    inner = ndimage.binary_erosion(mask, structure=np.ones((3, 3), dtype=bool), border_value=0)
+    drawn = rgb.copy()
+    drawn[mask & ~inner] = colour
+    return drawn
 
 
 def overlay(image: np.ndarray, amap: np.ndarray, min_size: int = 128) -> Image.Image:
@@ -55,6 +65,21 @@ def grid(pictures: Sequence[Image.Image], columns: int) -> Image.Image:
     for i, picture in enumerate(pictures):
         sheet.paste(picture, ((i % columns) * (w + GAP * 2), (i // columns) * (h + GAP * 2)))
     return sheet
+
+
+def captioned(rgb: np.ndarray, caption: str, min_size: int = 64) -> Image.Image:
+    """rgb: (H, W, 3) uint8, enlarged (nearest) to at least `min_size` pixels, with a caption strip below."""
+    h, w, _ = rgb.shape
+    scale = max(1, -(-min_size // min(h, w)))
+    picture = Image.fromarray(rgb).resize((w * scale, h * scale), Image.NEAREST)
+    font = ImageFont.load_default()
+    tile = Image.new("RGB", (picture.width, picture.height + 14), "white")
+    tile.paste(picture, (0, 0))
+    text = caption
+    while text and ImageDraw.Draw(tile).textlength(text, font=font) > picture.width:
+        text = text[:-1]
+    ImageDraw.Draw(tile).text((1, picture.height + 1), text, fill=(40, 40, 40), font=font)
+    return tile
 
 
 def save_png(picture: Image.Image, path: str | os.PathLike[str]) -> None:

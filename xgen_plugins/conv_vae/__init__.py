@@ -25,6 +25,7 @@ class ConvVAEArchitecture(xgen.Architecture):
     name = "conv-vae"
     description = "Liu et al.'s convolutional VAE (conv 64, conv 128, FC 1024, latent 32); BCE + KL, Adam."
     default_explainer: ClassVar[str] = "vae-gradcam"
+    default_scorer: ClassVar[str] = "recon-error"
     epochs: ClassVar[int] = 30
     batch_size: ClassVar[int] = 128
 

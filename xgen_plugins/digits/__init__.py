@@ -65,6 +65,7 @@ class Digits(xgen.Dataset):
             labels=(classes[index] != self.normal).long(),
             classes=classes[index].clone(),
             names=names,
+            class_names={d: f"digit {d}" for d in range(10)},
         )
 
     def train(self) -> xgen.ImageSet:

@@ -38,8 +38,11 @@ def _check_common(dataset: xgen.Dataset) -> Path:
     return root
 
 
-def _image_set(dataset: xgen.Dataset, root: Path, entries: list[_Entry], labelled: bool, masked: bool) -> xgen.ImageSet:
-    """Decode `entries` into an ImageSet: images (N, C, H, W); labels, classes (N,) and masks (N, H, W) if asked."""
+def _image_set(
+    dataset: xgen.Dataset, root: Path, entries: list[_Entry], labelled: bool, masked: bool, class_names: list[str]
+) -> xgen.ImageSet:
+    """Decode `entries` into an ImageSet: images (N, C, H, W); labels, classes (N,) and masks (N, H, W) if asked.
+    `class_names` names the class values in order (good first)."""
     paths = [e.path for e in entries]
     tensor, shapes = read_images(root, paths, dataset.size, dataset.channels)
     classes = torch.tensor([e.cls for e in entries], dtype=torch.int64)
@@ -49,6 +52,7 @@ def _image_set(dataset: xgen.Dataset, root: Path, entries: list[_Entry], labelle
         masks=read_masks(root, [e.mask for e in entries], paths, shapes, dataset.size) if masked else None,
         classes=classes if labelled else None,
         names=[e.name for e in entries],
+        class_names=dict(enumerate(class_names)) if labelled else {},
     )
 
 
@@ -72,11 +76,11 @@ class Folder(xgen.Dataset):
     def _mask_folder(self) -> Path | None:
         return next((self._root / f for f in MASK_FOLDERS if (self._root / f).is_dir()), None)
 
-    def _entries(self) -> tuple[list[_Entry], bool, bool]:
-        """Every image with its class and mask, and whether the folder is labelled and masked."""
+    def _entries(self) -> tuple[list[_Entry], bool, bool, list[str]]:
+        """Every image with its class and mask, whether the folder is labelled and masked, and the class names."""
         files = images.collect([self._root])
         if not (self._root / "good").is_dir():
-            return [_Entry(f.path, f.stem.as_posix(), 0, None) for f in files], False, False
+            return [_Entry(f.path, f.stem.as_posix(), 0, None) for f in files], False, False, []
         files = [f for f in files if f.stem.parts[0] not in MASK_FOLDERS]
         loose = next((f for f in files if len(f.stem.parts) == 1), None)
         if loose is not None:
@@ -103,19 +107,18 @@ class Folder(xgen.Dataset):
                         f"add it, or remove {mask_folder.name}/ to use the folder without masks."
                     )
             entries.append(_Entry(f.path, f.stem.as_posix(), cls, mask))
-        return entries, True, mask_folder is not None
+        return entries, True, mask_folder is not None, ["good", *defects]
 
     def train(self) -> xgen.ImageSet:
-        entries, labelled, masked = self._entries()
+        entries, labelled, masked, class_names = self._entries()
         if labelled:
             entries = [e for e in entries if e.cls == 0]
             if not entries:
                 raise xgen.XgenError(f"{self._root / 'good'} holds no images; the normal training images go there.")
-        return _image_set(self, self._root, entries, labelled, masked)
+        return _image_set(self, self._root, entries, labelled, masked, class_names)
 
     def test(self) -> xgen.ImageSet:
-        entries, labelled, masked = self._entries()
-        return _image_set(self, self._root, entries, labelled, masked)
+        return _image_set(self, self._root, *self._entries())
 
 
 class MVTec(xgen.Dataset):
@@ -164,10 +167,10 @@ class MVTec(xgen.Dataset):
             self._test.append(_Entry(f.path, f"test/{f.stem.as_posix()}", number[defect], mask))
 
     def train(self) -> xgen.ImageSet:
-        return _image_set(self, self._root, self._train, labelled=True, masked=True)
+        return _image_set(self, self._root, self._train, labelled=True, masked=True, class_names=self.defects)
 
     def test(self) -> xgen.ImageSet:
-        return _image_set(self, self._root, self._test, labelled=True, masked=True)
+        return _image_set(self, self._root, self._test, labelled=True, masked=True, class_names=self.defects)
 
 
 @xgen.hookimpl

@@ -1,0 +1,368 @@
+"""`xgen.evaluate`: explain a dataset's test split, normalise the maps as asked, and compute metrics on them.
+
+Everything that can be checked (the plugins, their options, which metrics the data supports) is checked before
+the first image is explained. Thresholded metrics report what fraction of pixels or images their threshold
+flags, and a threshold that flags all or none is a warning, never a silent number.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import torch
+
+from xgen.api import explain, score
+from xgen.data import Dataset, ImageSet, parse_spec
+from xgen.errors import XgenError
+from xgen.methods import Metric
+from xgen.model import Model, wrap
+from xgen.plugins import get_registry, lookup, open_dataset
+from xgen.progress import progress_bar
+
+Normalization = Literal["per-image", "normal-stats", "none"]
+NORMALIZATIONS: tuple[str, ...] = ("per-image", "normal-stats", "none")
+FLAT = 1e-12
+
+
+@dataclass
+class MetricResult:
+    """One metric's value. `spec` is the metric as asked (`iou:threshold=0.3`); `interval` a 95% bootstrap
+    interval where the metric gives one; `flagged` the fraction of pixels or images at or above its threshold."""
+
+    spec: str
+    name: str
+    value: float
+    options: dict[str, Any]
+    interval: tuple[float, float] | None = None
+    flagged: float | None = None
+    note: str | None = None
+
+
+@dataclass
+class Evaluation:
+    """What `xgen.evaluate` measured. maps: (N, H, W) as the explainer gave them; normalized: (N, H, W) as the
+    metrics saw them; scores / normalized_scores: (N,) image scores or None; test: the test split explained."""
+
+    data: str
+    plugin: str
+    options: dict[str, Any]
+    score_source: str
+    normalization: dict[str, Any]
+    metrics: list[MetricResult]
+    test: ImageSet
+    maps: torch.Tensor
+    normalized: torch.Tensor
+    scores: torch.Tensor | None
+    normalized_scores: torch.Tensor | None
+    seed: int
+    seconds: float
+    warnings: list[str] = field(default_factory=list)
+
+    def __getitem__(self, spec: str) -> float:
+        """The value of the metric asked as `spec`."""
+        for result in self.metrics:
+            if result.spec == spec:
+                return result.value
+        raise KeyError(f"no metric '{spec}' in this evaluation; it has {', '.join(r.spec for r in self.metrics)}.")
+
+    def summary(self) -> dict[str, Any]:
+        """The JSON-ready record: metric values, data, plugin and options, normalisation, counts, warnings."""
+        test = self.test
+        counts: dict[str, Any] = {"images": len(test)}
+        if test.labels is not None:
+            counts["anomalous_images"] = int(test.labels.sum())
+        if test.masks is not None:
+            counts["pixels"] = int(test.masks.numel())
+            counts["anomalous_pixels"] = int(test.masks.sum())
+        return {
+            "data": self.data,
+            "plugin": self.plugin,
+            "options": self.options,
+            "image_score": self.score_source,
+            "normalization": self.normalization,
+            "seed": self.seed,
+            "test": counts,
+            "metrics": {
+                r.spec: {
+                    "value": r.value,
+                    **({"interval_95": list(r.interval)} if r.interval else {}),
+                    **({"options": r.options} if r.options else {}),
+                    **({"flagged": r.flagged} if r.flagged is not None else {}),
+                    **({"note": r.note} if r.note else {}),
+                }
+                for r in self.metrics
+            },
+            "warnings": self.warnings,
+            "seconds": round(self.seconds, 3),
+        }
+
+
+@dataclass(frozen=True)
+class _Asked:
+    spec: str
+    name: str
+    options: dict[str, Any]
+    metric: Metric
+
+
+def _parse_metrics(specs: Sequence[str] | None) -> list[_Asked] | None:
+    if specs is None:
+        return None
+    asked = []
+    for spec in specs:
+        name, options, bare = parse_spec(spec)
+        if bare is not None:
+            raise XgenError(f"metric spec '{spec}' has a value without a key; write NAME:key=value.")
+        asked.append(_Asked(spec, name, options, lookup("metric", name)(**options)))
+    return asked
+
+
+def _inputs_available(test: ImageSet, have_scores: bool) -> dict[str, str | None]:
+    """For each metric input, None if the data provides it, else the reason it does not."""
+    no_scores = "gets no image scores (the explainer gives none and its maps' maxima are all equal)"
+    why: dict[str, str | None] = {"maps": None, "scores": None if have_scores else no_scores}
+    if test.masks is None:
+        why["masks"] = "has no masks"
+    else:
+        anomalous = int(test.masks.sum())
+        if anomalous == 0:
+            why["masks"] = "has only empty masks"
+        elif anomalous == test.masks.numel():
+            why["masks"] = "has masks that cover every pixel"
+        else:
+            why["masks"] = None
+    if test.labels is None:
+        why["labels"] = "has no labels"
+    else:
+        anomalous = int(test.labels.sum())
+        if anomalous in (0, len(test)):
+            kind = "anomalous" if anomalous else "normal"
+            why["labels"] = f"has only {kind} test images ({len(test)})"
+        else:
+            why["labels"] = None
+    return why
+
+
+def _choose_metrics(asked: list[_Asked] | None, why: dict[str, str | None], data: str) -> list[_Asked]:
+    """The metrics asked for, each checked against what the data supports; or every metric it supports."""
+    if asked is None:
+        chosen = []
+        for info in get_registry().list():
+            if info.kind != "metric":
+                continue
+            metric_cls = lookup("metric", info.name)
+            if all(why[need] is None for need in metric_cls.requires):
+                chosen.append(_Asked(info.name, info.name, {}, metric_cls()))
+        if not chosen:
+            raise XgenError(f"no metric can be computed: {data} {'; '.join(filter(None, why.values()))}.")
+        return chosen
+    for item in asked:
+        for need in sorted(item.metric.requires):
+            if why[need] is not None:
+                remedy = (
+                    "pass --scorer NAME (xgen plugins lists the scorers)"
+                    if need == "scores"
+                    else "choose data that has them (textures:brick and mvtec:PATH have masks and labels)"
+                )
+                raise XgenError(
+                    f"metric '{item.spec}' needs {need}, but {data} {why[need]}; drop the metric or {remedy}."
+                )
+    return asked
+
+
+def _explain_all(
+    model: Model, images: torch.Tensor, plugin: str, options: dict[str, Any], batch_size: int, bar: Any, what: str
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Maps (N, H, W) and the explainer's scores (N,) or None, of images (N, C, H, W), batch by batch."""
+    task = bar.add_task(what, total=len(images), status="")
+    maps, scores = [], []
+    for x in images.split(batch_size):
+        result = explain(model, x, plugin, **options)
+        maps.append(result.anomaly_map.cpu())
+        if result.score is not None:
+            scores.append(result.score.cpu())
+        bar.advance(task, len(x))
+    return torch.cat(maps), (torch.cat(scores) if len(scores) == len(maps) else None)
+
+
+def _image_scores(
+    model: Model, images: torch.Tensor, maps: torch.Tensor, given: torch.Tensor | None, how: str, batch_size: int
+) -> torch.Tensor:
+    """Scores (N,) of images (N, C, H, W) by `how`: "explainer" (given), "map max", or a scorer's name."""
+    if how == "explainer":
+        assert given is not None
+        return given
+    if how == "map max":
+        return maps.flatten(1).amax(dim=1)
+    return torch.cat([score(model, x, how).cpu() for x in images.split(batch_size)])
+
+
+def _min_max(values: torch.Tensor, low: float, high: float) -> torch.Tensor:
+    return (values - low) / max(high - low, FLAT)
+
+
+def _per_image(maps: torch.Tensor) -> torch.Tensor:
+    """Each map (H, W) of maps (N, H, W) min-max normalised to [0, 1]; a flat map becomes 0."""
+    flat = maps.flatten(1)
+    low = flat.min(dim=1).values[:, None, None]
+    high = flat.max(dim=1).values[:, None, None]
+    return (maps - low) / (high - low).clamp_min(FLAT)
+
+
+def _validation_sample(dataset: Dataset, n: int, seed: int) -> ImageSet:
+    """Up to n seeded images of the training split, which one-class datasets keep free of defects."""
+    train = dataset.train()
+    if len(train) == 0:
+        raise XgenError(f"normal-stats needs normal images, but {dataset.spec()} has no training split.")
+    order = torch.randperm(len(train), generator=torch.Generator().manual_seed(seed))
+    picked = train.subset(order[: min(n, len(train))])
+    if picked.labels is not None and bool(picked.labels.any()):
+        picked = picked.subset(picked.labels == 0)
+    return picked
+
+
+def _threshold_flags(result: MetricResult, metric: Metric, maps: torch.Tensor, scores: torch.Tensor | None) -> None:
+    """Record the fraction a thresholded metric flags, and note a threshold that flags everything or nothing."""
+    threshold = getattr(metric, "threshold", None)
+    if threshold is None:
+        return
+    values = maps if "maps" in metric.requires else scores
+    if values is None:
+        return
+    result.flagged = float((values >= threshold).float().mean())
+    if result.flagged in (0.0, 1.0):
+        unit = "pixels" if "maps" in metric.requires else "images"
+        share = "every one of the" if result.flagged == 1.0 else "none of the"
+        low, high = float(values.min()), float(values.max())
+        result.note = (
+            f"threshold {threshold:g} flags {share} {unit} (values span [{low:.3g}, {high:.3g}]), so this value "
+            "says nothing about the method; try another --normalize or the metric's threshold option"
+        )
+
+
+def evaluate(
+    model: Model | torch.nn.Module,
+    data: str | Dataset,
+    plugin: str | None = None,
+    *,
+    options: dict[str, Any] | None = None,
+    scorer: str | None = None,
+    metrics: Sequence[str] | None = None,
+    normalize: Normalization = "per-image",
+    validation_images: int = 256,
+    batch_size: int = 64,
+    seed: int = 0,
+    progress: bool = False,
+) -> Evaluation:
+    """Explain the test split of `data` with `plugin` (default: the model's explainer) and compute `metrics`
+    (specs like `iou:threshold=0.3`; default: every metric the data supports).
+
+    Image scores come from `scorer` if given, else the explainer's scores, else the model's default scorer, else
+    the maximum of each raw map. `normalize` says how maps (and scores) are brought to a common scale before the
+    metrics see them: `per-image` min-max normalises each map (scores: min-max over the test set); `normal-stats`
+    uses the minimum and maximum over `validation_images` images of the training split (defect-free under the
+    one-class protocol), so normal maps span [0, 1] and anomalies may exceed 1; `none` leaves both as given.
+    """
+    started = time.perf_counter()
+    if normalize not in NORMALIZATIONS:
+        raise XgenError(f"normalize must be one of {', '.join(NORMALIZATIONS)}, got '{normalize}'.")
+    if batch_size < 1 or validation_images < 1:
+        raise XgenError("batch_size and validation_images must be at least 1.")
+    model = wrap(model)
+    dataset = open_dataset(data) if isinstance(data, str) else data
+    spec = dataset.spec()
+    name = plugin or model.default_explainer
+    if name is None:
+        raise XgenError("this model names no default explainer; pass plugin=... (xgen plugins lists them).")
+    options = dict(options or {})
+    explainer_cls = lookup("explainer", name)
+    explainer_cls(**options)
+    model.check_requires(explainer_cls.requires, f"explainer '{name}'")
+    if scorer is not None:
+        model.check_requires(lookup("scorer", scorer).requires, f"scorer '{scorer}'")
+    asked = _parse_metrics(metrics)
+    test = dataset.test()
+    if len(test) == 0:
+        raise XgenError(f"{spec} has no test images; check its options.")
+    if asked is not None:
+        _choose_metrics(asked, _inputs_available(test, have_scores=True), spec)
+    warnings: list[str] = []
+
+    torch.manual_seed(seed)
+    with progress_bar(progress) as bar:
+        maps, given = _explain_all(model, test.images, name, options, batch_size, bar, "explaining test images")
+        how = scorer or ("explainer" if given is not None else model.default_scorer) or "map max"
+        scores: torch.Tensor | None = _image_scores(model, test.images, maps, given, how, batch_size)
+        source = {"explainer": f"explainer {name}", "map max": "maximum of each map"}.get(how, f"scorer {how}")
+        if how == "map max" and float(scores.max() - scores.min()) <= FLAT:
+            scores = None
+            warnings.append(
+                f"{name} gives no image scores and its maps all have the same maximum, so image metrics are left "
+                "out; pass --scorer NAME (xgen plugins lists the scorers)"
+            )
+        chosen = _choose_metrics(asked, _inputs_available(test, scores is not None), spec)
+        record: dict[str, Any] = {"method": normalize}
+        normalized, normalized_scores = maps, scores
+        if normalize == "per-image":
+            normalized = _per_image(maps)
+            record["maps"] = "min-max of each map"
+            if scores is not None:
+                low, high = float(scores.min()), float(scores.max())
+                normalized_scores = _min_max(scores, low, high)
+                record["scores"] = f"min-max over the {len(scores)} test scores [{low:.6g}, {high:.6g}]"
+        elif normalize == "normal-stats":
+            normal = _validation_sample(dataset, validation_images, seed)
+            normal_maps, normal_given = _explain_all(
+                model, normal.images, name, options, batch_size, bar, "normal validation images"
+            )
+            low, high = float(normal_maps.min()), float(normal_maps.max())
+            if high - low <= FLAT:
+                raise XgenError(
+                    f"normal-stats: the maps of the {len(normal)} normal validation images are all {low:.4g}, so "
+                    "they give no scale; use --normalize per-image."
+                )
+            normalized = _min_max(maps, low, high)
+            record.update(validation=f"{len(normal)} images of the training split (seed {seed})", maps=[low, high])
+            if scores is not None:
+                normal_scores = _image_scores(model, normal.images, normal_maps, normal_given, how, batch_size)
+                low, high = float(normal_scores.min()), float(normal_scores.max())
+                normalized_scores = _min_max(scores, low, high)
+                record["scores"] = [low, high]
+        else:
+            record["maps"] = "as given"
+
+    results = []
+    inputs = {"maps": normalized, "masks": test.masks, "scores": normalized_scores, "labels": test.labels}
+    for item in chosen:
+        given = {key: inputs[key] for key in item.metric.requires}
+        value = item.metric(**given)
+        result = MetricResult(item.spec, item.name, value, item.options)
+        interval = getattr(item.metric, "interval", None)
+        if callable(interval):
+            result.interval = interval(scores=normalized_scores, labels=test.labels)
+        _threshold_flags(result, item.metric, normalized, normalized_scores)
+        if result.note:
+            warnings.append(f"{item.spec}: {result.note}")
+        if not math.isfinite(value):
+            warnings.append(f"{item.spec} is {value}")
+        results.append(result)
+    return Evaluation(
+        data=spec,
+        plugin=name,
+        options=options,
+        score_source=source if scores is not None else "none",
+        normalization=record,
+        metrics=results,
+        test=test,
+        maps=maps,
+        normalized=normalized,
+        scores=scores,
+        normalized_scores=normalized_scores,
+        seed=seed,
+        seconds=time.perf_counter() - started,
+        warnings=warnings,
+    )
