@@ -7,7 +7,7 @@ import torch
 
 import xgen
 
-model = xgen.train("conv-vae", "digits:normal=1", epochs=30, seed=0)
+model = xgen.train("conv-vae", "digits:normal=1", seed=0)
 test = xgen.dataset("digits:normal=1").test()
 sevens = test.images[test.classes == 7][:4]
 

@@ -194,6 +194,7 @@ def test_demo_writes_gallery(tmp_path):
     page = (out / "index.html").read_text()
     assert page.count("<figure>") == 16 and "xgen demo --out" in page
     assert len(list((out / "maps").glob("*.png"))) == 16
-    assert {"model.pt", "figure.png", "scores.csv", "index.html"} <= {p.name for p in out.iterdir()}
+    assert {"model.pt", "figure.png", "scores.csv", "index.html", "evaluation.html"} <= {p.name for p in out.iterdir()}
+    assert "image AUROC" in page and "scorer recon-error" in page
     digits = [int(p.stem.split("digit")[1]) for p in sorted((out / "maps").glob("*.npy"))]
     assert sorted(set(digits)) == [2, 4, 7, 9]

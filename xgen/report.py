@@ -178,7 +178,9 @@ def _gallery_rows(evaluation: Evaluation) -> tuple[str, str]:
     test, threshold = evaluation.test, _threshold(evaluation)
     sections: list[tuple[str, list[tuple[int, str]]]] = []
     if test.masks is not None and bool(test.masks.any()):
-        auc = per_image_auroc(evaluation.normalized, test.masks)
+        anomalous = test.masks.flatten(1).any(dim=1).nonzero().flatten()
+        auc = np.full(len(test), np.nan)
+        auc[anomalous.numpy()] = per_image_auroc(evaluation.normalized[anomalous], test.masks[anomalous])
         iou = per_image_iou(evaluation.normalized >= threshold, test.masks)
         ranked = [i for i in np.argsort(-np.nan_to_num(auc, nan=-1.0)) if not np.isnan(auc[i])]
         caption = lambda i: f"pixel AUROC {auc[i]:.3f}, IoU at {threshold:g}: {iou[i]:.3f}"  # noqa: E731

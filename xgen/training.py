@@ -46,8 +46,10 @@ def train(
 ) -> Model:
     """Train architecture `architecture` (e.g. "conv-vae") on the training split of `data` ("digits:normal=1").
 
-    Seeded: the same seed, data and options give the same weights on the same machine. With `out`, the checkpoint
-    is written atomically when training ends, so an interrupted run never leaves a truncated file.
+    Without `epochs`, trains for the architecture's `epochs`, or more when that many epochs would take fewer than
+    its `min_steps` optimiser steps (small datasets). Seeded: the same seed, data and options give the same weights
+    on the same machine. With `out`, the checkpoint is written atomically when training ends, so an interrupted run
+    never leaves a truncated file.
     """
     arch = lookup("architecture", architecture)(**(options or {}))
     dataset = open_dataset(data) if isinstance(data, str) else data
@@ -55,10 +57,13 @@ def train(
     n = len(train_set)
     if n == 0:
         raise XgenError(f"dataset '{dataset.spec()}' has no training images; check its options.")
-    epochs = arch.epochs if epochs is None else epochs
     batch_size = arch.batch_size if batch_size is None else batch_size
-    if epochs < 1 or batch_size < 1:
-        raise XgenError("--epochs and --batch-size must be at least 1.")
+    if batch_size < 1:
+        raise XgenError("--batch-size must be at least 1.")
+    if epochs is None:
+        epochs = max(arch.epochs, math.ceil(arch.min_steps / math.ceil(n / batch_size)))
+    if epochs < 1:
+        raise XgenError("--epochs must be at least 1.")
     device = resolve_device(device)
     torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)

@@ -13,9 +13,11 @@ import typer
 
 from xgen import __version__
 from xgen.cli.app import app, file_digest
+from xgen.evaluation import evaluate
 from xgen.explain_job import Item, output_path, run
 from xgen.files import ensure_writable_dir
 from xgen.plugins import open_dataset
+from xgen.report import write_html
 from xgen.training import train
 from xgen.visualize import grid, loss_curve_svg, overlay, save_png, write_gallery
 
@@ -46,6 +48,13 @@ def demo(
     maps = [np.load(output_path(out, item.stem, ".npy")) for item in items]
     figure = grid([overlay(test.images[i].numpy(), m) for i, m in zip(chosen, maps, strict=True)], PER_DIGIT)
     save_png(figure, out / "figure.png")
+    evaluation = evaluate(model, spec, "vae-gradcam", metrics=["image-auroc", "max-balanced-accuracy"])
+    write_html(
+        out / "evaluation.html",
+        evaluation,
+        f"xgen evaluate --model {checkpoint} --data {spec}",
+        {"path": str(checkpoint)},
+    )
     record = model.metadata["training"]
     seconds = time.perf_counter() - started
     command = f"xgen demo --out {out} --epochs {epochs} --batch-size {batch_size} --seed {seed}"
@@ -62,6 +71,10 @@ for what these maps show on this data.</p>
 <tr><th>training</th><td>{record["epochs"]} epochs, batch {record["batch_size"]}, seed {seed},
 {record["seconds"]:.1f} s; loss per image per epoch:<br>
 {loss_curve_svg([h["loss"] for h in record["history"]])}</td></tr>
+<tr><th>detection</th><td>image AUROC {evaluation["image-auroc"]:.4f}, best balanced accuracy
+{evaluation["max-balanced-accuracy"]:.4f} over all {len(evaluation.test)} test images (digit {NORMAL} normal, the
+rest anomalous), scored by {html.escape(evaluation.score_source)}:
+<a href="evaluation.html">evaluation.html</a></td></tr>
 <tr><th>machine</th><td>{html.escape(platform.platform())}, {os.cpu_count()} CPUs ({platform.machine()}),
 torch {torch.__version__} ({torch.get_num_threads()} threads), xgen {__version__}</td></tr>
 <tr><th>files</th><td><a href="model.pt">model.pt</a>, <a href="maps/">maps/</a> (.npy maps, .png overlays),
@@ -75,4 +88,7 @@ torch {torch.__version__} ({torch.get_num_threads()} threads), xgen {__version__
         for i, item in zip(chosen, items, strict=True)
     ]
     write_gallery(out / "index.html", "xgen demo: what a VAE trained on 1s attends to", intro, gallery)
-    typer.echo(f"Wrote {out}/index.html, {out}/figure.png and {len(items)} maps in {out}/maps/ ({seconds:.1f} s).")
+    typer.echo(
+        f"Wrote {out}/index.html, {out}/figure.png, {out}/evaluation.html and {len(items)} maps in {out}/maps/ "
+        f"({seconds:.1f} s); image AUROC {evaluation['image-auroc']:.4f}."
+    )
