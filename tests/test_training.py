@@ -36,7 +36,37 @@ class Tiny(xgen.Dataset):
         return xgen.ImageSet(torch.rand(self.n, 1, 4, 4))
 
     def test(self):
-        return self.train()
+        labels = torch.arange(6) % 2
+        return xgen.ImageSet(torch.rand(6, 1, 4, 4), labels=labels)
+
+
+class Weak(Steps):
+    """Trains on the normal images plus the first two test images, labelled anomalous, and counts the labels."""
+
+    name = "weak"
+
+    def build(self, input_shape):
+        module = super().build(input_shape)
+        module.register_buffer("anomalies_seen", torch.zeros(()))
+        return module
+
+    def training_set(self, dataset):
+        train, test = dataset.train(), dataset.test()
+        images = torch.cat([train.images, test.images[:2]])
+        labels = torch.cat([torch.zeros(len(train)), torch.ones(2)]).long()
+        return xgen.ImageSet(images, labels=labels), test.names[:2]
+
+    def training_step(self, module, x, optimizers, labels=None):
+        module.anomalies_seen += labels.sum()
+        return super().training_step(module, x, optimizers)
+
+
+class Brightness(xgen.Explainer):
+    name = "brightness"
+    description = "The image itself."
+
+    def explain(self, model, x):
+        return xgen.Explanation(anomaly_map=x.mean(dim=1), score=x.flatten(1).mean(dim=1))
 
 
 class Plugin:
@@ -44,6 +74,12 @@ class Plugin:
     @xgen.hookimpl
     def xgen_register_models(register):
         register(Steps)
+        register(Weak)
+
+    @staticmethod
+    @xgen.hookimpl
+    def xgen_register_explainers(register):
+        register(Brightness)
 
 
 @pytest.mark.parametrize(
@@ -56,3 +92,16 @@ def test_default_epochs_reach_min_steps_unless_epochs_are_given(registry, n, epo
     history = model.metadata["training"]["history"]
     assert len(history) == expected_epochs
     assert int(model.module.steps) == expected_epochs * -(-n // 4)
+
+
+def test_a_training_set_with_borrowed_test_images_gets_labels_and_evaluate_leaves_them_out(registry):
+    registry.add_plugin(Plugin(), "steps")
+    model = xgen.train("weak", Tiny(), epochs=1, device="cpu")
+    assert int(model.module.anomalies_seen) == 2
+    training = model.metadata["training"]
+    assert training["test_images_used"] == ["0", "1"] and training["train_images"] == 12
+    result = xgen.evaluate(model, Tiny(), "brightness", metrics=["image-auroc"])
+    assert result.test.names == ["2", "3", "4", "5"]
+    assert result.warnings == ["2 test images of tiny:n=10 were used in training and are left out"]
+    other = xgen.evaluate(model, Tiny(n=11), "brightness", metrics=["image-auroc"])
+    assert len(other.test) == 6, "only the data the model was trained on loses its borrowed images"

@@ -8,6 +8,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
+from xgen.data import Dataset, ImageSet
 from xgen.model import Model
 from xgen.options import Configurable
 
@@ -41,10 +42,24 @@ class Architecture(Configurable, abc.ABC):
         """The optimisers `training_step` receives; by default Adam at the `lr` option (or 1e-3)."""
         return [torch.optim.Adam(module.parameters(), lr=float(getattr(self, "lr", 1e-3)))]
 
+    def training_set(self, dataset: Dataset) -> tuple[ImageSet, list[str]]:
+        """The images to train on, and the names of any test images among them (which `xgen evaluate` then leaves
+        out). By default the training split, unlabelled; a weakly supervised architecture may add labelled
+        anomalies taken from the test split. When the returned set has labels, `training_step` gets them."""
+        return dataset.train(), []
+
+    def end_epoch(self, epoch: int, optimizers: list[torch.optim.Optimizer]) -> None:
+        """Called after each epoch (1-based), e.g. to decay learning rates on a schedule."""
+
     def training_step(
-        self, module: nn.Module, x: torch.Tensor, optimizers: list[torch.optim.Optimizer]
+        self,
+        module: nn.Module,
+        x: torch.Tensor,
+        optimizers: list[torch.optim.Optimizer],
+        labels: torch.Tensor | None = None,
     ) -> dict[str, float]:
-        """One update on batch x; returns the losses to log (summed over the epoch by the loop)."""
+        """One update on batch x: (B, C, H, W) in [0, 1] (labels: (B,) 1 = anomalous, when `training_set` gives
+        them); returns the losses to log, averaged over the epoch's images by the loop."""
         (optimizer,) = optimizers
         optimizer.zero_grad(set_to_none=True)
         loss = self.loss(module, x)

@@ -286,11 +286,16 @@ def evaluate(
         model.check_requires(lookup("scorer", scorer).requires, f"scorer '{scorer}'")
     asked = _parse_metrics(metrics)
     test = dataset.test()
+    warnings: list[str] = []
+    training = model.metadata.get("training", {})
+    used = set(training.get("test_images_used", [])) if training.get("data") == spec else set()
+    if used:
+        test = test.subset([i for i, name in enumerate(test.names) if name not in used])
+        warnings.append(f"{len(used)} test images of {spec} were used in training and are left out")
     if len(test) == 0:
         raise XgenError(f"{spec} has no test images; check its options.")
     if asked is not None:
         _choose_metrics(asked, _inputs_available(test, have_scores=True), spec)
-    warnings: list[str] = []
 
     torch.manual_seed(seed)
     with progress_bar(progress) as bar:

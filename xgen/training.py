@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import math
 import os
 import time
@@ -53,7 +54,7 @@ def train(
     """
     arch = lookup("architecture", architecture)(**(options or {}))
     dataset = open_dataset(data) if isinstance(data, str) else data
-    train_set = dataset.train()
+    train_set, borrowed = arch.training_set(dataset)
     n = len(train_set)
     if n == 0:
         raise XgenError(f"dataset '{dataset.spec()}' has no training images; check its options.")
@@ -72,6 +73,8 @@ def train(
     module.train()
     optimizers = arch.configure_optimizers(module)
     images = train_set.images.to(device)
+    wants_labels = "labels" in inspect.signature(arch.training_step).parameters
+    labels = train_set.labels.to(device) if wants_labels and train_set.labels is not None else None
     history: list[dict[str, float]] = []
     started = time.perf_counter()
     with progress_bar(progress) as bar:
@@ -80,8 +83,10 @@ def train(
             totals: dict[str, float] = {}
             order = torch.randperm(n, generator=generator).to(device)
             for start in range(0, n, batch_size):
-                batch = images[order[start : start + batch_size]]
-                for key, value in arch.training_step(module, batch, optimizers).items():
+                index = order[start : start + batch_size]
+                batch = images[index]
+                given = {} if labels is None else {"labels": labels[index]}
+                for key, value in arch.training_step(module, batch, optimizers, **given).items():
                     totals[key] = totals.get(key, 0.0) + value * batch.shape[0]
             record = {key: value / n for key, value in totals.items()}
             if any(not math.isfinite(v) for v in record.values()):
@@ -89,6 +94,7 @@ def train(
                     f"training diverged at epoch {epoch} (a loss is not finite); lower the learning rate "
                     "with --set lr=... or check the data."
                 )
+            arch.end_epoch(epoch, optimizers)
             history.append({"epoch": epoch, **record})
             bar.update(task, advance=1, status=" ".join(f"{k} {v:.4g}" for k, v in record.items()))
     module.eval()
@@ -101,6 +107,7 @@ def train(
             "seed": seed,
             "device": str(device),
             "train_images": n,
+            "test_images_used": borrowed,
             "seconds": round(time.perf_counter() - started, 3),
             "history": history,
         }
