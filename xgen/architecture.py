@@ -48,6 +48,14 @@ class Architecture(Configurable, abc.ABC):
         anomalies taken from the test split. When the returned set has labels, `training_step` gets them."""
         return dataset.train(), []
 
+    def phases(self, epochs: int) -> list[tuple[str, int]]:
+        """How `epochs` split into named phases run in order, each with its own progress bar, e.g. one per layer of
+        a greedily trained stack; `begin_phase` is called before each. By default one phase."""
+        return [("", epochs)]
+
+    def begin_phase(self, index: int, optimizers: list[torch.optim.Optimizer]) -> None:
+        """Called before phase `index` (0-based) of `phases`."""
+
     def end_epoch(self, epoch: int, optimizers: list[torch.optim.Optimizer]) -> None:
         """Called after each epoch (1-based), e.g. to decay learning rates on a schedule."""
 

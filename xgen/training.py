@@ -10,6 +10,7 @@ from typing import Any
 
 import torch
 
+from xgen.architecture import Architecture
 from xgen.checkpoint import save
 from xgen.data import Dataset
 from xgen.errors import XgenError
@@ -31,6 +32,28 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     if resolved.type == "cuda" and not torch.cuda.is_available():
         raise XgenError(f"device '{device}' was asked for but no CUDA GPU is available; use --device cpu.")
     return resolved
+
+
+def _epoch(
+    arch: Architecture,
+    module: torch.nn.Module,
+    images: torch.Tensor,
+    labels: torch.Tensor | None,
+    optimizers: list[torch.optim.Optimizer],
+    batch_size: int,
+    generator: torch.Generator,
+) -> dict[str, float]:
+    """One pass over images (N, C, H, W) in a seeded random order; the step's logged values averaged per image."""
+    n = len(images)
+    totals: dict[str, float] = {}
+    order = torch.randperm(n, generator=generator).to(images.device)
+    for start in range(0, n, batch_size):
+        index = order[start : start + batch_size]
+        batch = images[index]
+        given = {} if labels is None else {"labels": labels[index]}
+        for key, value in arch.training_step(module, batch, optimizers, **given).items():
+            totals[key] = totals.get(key, 0.0) + value * batch.shape[0]
+    return {key: value / n for key, value in totals.items()}
 
 
 def train(
@@ -75,28 +98,27 @@ def train(
     images = train_set.images.to(device)
     wants_labels = "labels" in inspect.signature(arch.training_step).parameters
     labels = train_set.labels.to(device) if wants_labels and train_set.labels is not None else None
-    history: list[dict[str, float]] = []
+    history: list[dict[str, Any]] = []
     started = time.perf_counter()
+    phases = [(name, count) for name, count in arch.phases(epochs) if count > 0]
+    if sum(count for _, count in phases) != epochs:
+        raise XgenError(f"architecture '{arch.name}' split {epochs} epochs into phases of another total.")
+    epoch = 0
     with progress_bar(progress) as bar:
-        task = bar.add_task(f"train {arch.name}", total=epochs, status="")
-        for epoch in range(1, epochs + 1):
-            totals: dict[str, float] = {}
-            order = torch.randperm(n, generator=generator).to(device)
-            for start in range(0, n, batch_size):
-                index = order[start : start + batch_size]
-                batch = images[index]
-                given = {} if labels is None else {"labels": labels[index]}
-                for key, value in arch.training_step(module, batch, optimizers, **given).items():
-                    totals[key] = totals.get(key, 0.0) + value * batch.shape[0]
-            record = {key: value / n for key, value in totals.items()}
-            if any(not math.isfinite(v) for v in record.values()):
-                raise XgenError(
-                    f"training diverged at epoch {epoch} (a loss is not finite); lower the learning rate "
-                    "with --set lr=... or check the data."
-                )
-            arch.end_epoch(epoch, optimizers)
-            history.append({"epoch": epoch, **record})
-            bar.update(task, advance=1, status=" ".join(f"{k} {v:.4g}" for k, v in record.items()))
+        for index, (phase, count) in enumerate(phases):
+            arch.begin_phase(index, optimizers)
+            task = bar.add_task(f"train {arch.name} {phase}".rstrip(), total=count, status="")
+            for _ in range(count):
+                epoch += 1
+                record = _epoch(arch, module, images, labels, optimizers, batch_size, generator)
+                if any(not math.isfinite(v) for v in record.values()):
+                    raise XgenError(
+                        f"training diverged at epoch {epoch} (a loss is not finite); lower the learning rate "
+                        "with --set lr=... or check the data."
+                    )
+                arch.end_epoch(epoch, optimizers)
+                history.append({"epoch": epoch, **({"phase": phase} if phase else {}), **record})
+                bar.update(task, advance=1, status=" ".join(f"{k} {v:.4g}" for k, v in record.items()))
     module.eval()
     model = arch.wrap(module, input_shape)
     model.metadata = {

@@ -40,7 +40,7 @@ def train(
     )
     record = model.metadata["training"]
     history = record["history"]
-    losses = ", ".join(f"{k} {v:.4g}" for k, v in history[-1].items() if k != "epoch")
+    losses = ", ".join(f"{k} {v:.4g}" for k, v in history[-1].items() if k not in ("epoch", "phase"))
     typer.echo(
         f"Saved {architecture} to {out}: {record['epochs']} epochs on {record['data']} "
         f"({record['train_images']} images, seed {seed}) in {record['seconds']:.1f} s; final {losses}."
