@@ -1,0 +1,23 @@
+"""CAVGA (Venkataramanan et al., "Attention Guided Anomaly Localization in Images", ECCV 2020): architecture
+`cavga` (unsupervised and weakly supervised), explainer `cavga` and scorer `cavga`."""
+
+from collections.abc import Callable
+
+import xgen
+from xgen_plugins.cavga.architecture import CAVGAArchitecture
+from xgen_plugins.cavga.explainer import CAVGAExplainer, CAVGAScorer
+
+
+@xgen.hookimpl
+def xgen_register_models(register: Callable[[type], None]) -> None:
+    register(CAVGAArchitecture)
+
+
+@xgen.hookimpl
+def xgen_register_explainers(register: Callable[[type], None]) -> None:
+    register(CAVGAExplainer)
+
+
+@xgen.hookimpl
+def xgen_register_scorers(register: Callable[[type], None]) -> None:
+    register(CAVGAScorer)
