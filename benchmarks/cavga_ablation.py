@@ -192,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter
     )
-    parser.add_argument("--datasets", default=",".join(DATASETS), help="data specs, separated by ';' or ' '")
+    parser.add_argument("--datasets", default=";".join(DATASETS), help="data specs, separated by ';' or ' '")
     parser.add_argument("--variants", default=",".join(DEFAULT_VARIANTS), help=f"some of {', '.join(VARIANTS)}")
     parser.add_argument("--seeds", default="0,1,2", help="comma-separated training seeds")
     parser.add_argument("--size", type=int, default=None, help="set every dataset's size option (e.g. 32)")
