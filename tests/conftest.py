@@ -22,6 +22,16 @@ def registry():
         yield fresh
 
 
+@pytest.fixture(scope="module")
+def one_thread():
+    """For modules of tiny models (`pytestmark = pytest.mark.usefixtures("one_thread")`): one thread is faster,
+    and immune to OpenMP spin-waits when other jobs share the CPU."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="session")
 def conv_vae_checkpoint(tmp_path_factory) -> Path:
     """A conv-vae trained for 3 epochs on digits:normal=1 (seed 0), saved once per test session."""

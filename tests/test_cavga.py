@@ -19,14 +19,7 @@ from xgen_plugins.cavga.augment import random_rotation, rotate
 from xgen_plugins.cavga.networks import CAVGANet
 from xgen_plugins.cavga.weights import RANDOM_NOTICE
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """These models are tiny: one thread is faster, and immune to OpenMP spin-waits when other jobs share the CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 TINY = {"width": 8, "grid": 4}

@@ -29,13 +29,7 @@ DATA = "digits:normal=1,size=8"
 UNITS = ["binary", "spin"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """The models are tiny: one thread is faster and immune to OpenMP spin-waits on a shared CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def seeded_rbm(visible: int, hidden: int, units: str, seed: int = 0, scale: float = 1.0) -> RBM:

@@ -17,14 +17,7 @@ from xgen.testing import TinyVAE, check_explainer
 from xgen_plugins.conv_vae import vae_loss
 from xgen_plugins.conv_vae.module import ConvVAE
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """These models are tiny: one thread is faster, and immune to OpenMP spin-waits when other jobs share the CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 # -- models and the independent reference -----------------------------------------------------------------------------
