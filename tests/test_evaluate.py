@@ -156,6 +156,11 @@ def test_default_metrics_follow_what_the_data_has(registry, model):
         "accuracy",
     }
     assert all(r.interval is not None for r in without_masks.metrics if r.spec in ("f1", "accuracy"))
+    reseeded = xgen.evaluate(model, Planted(masks=False), "recon-error", metrics=["f1:threshold=0.003"], seed=1)
+    pinned = xgen.evaluate(model, Planted(masks=False), "recon-error", metrics=["f1:threshold=0.003,seed=0"], seed=1)
+    default = xgen.evaluate(model, Planted(masks=False), "recon-error", metrics=["f1:threshold=0.003"])
+    assert pinned.metrics[0].interval == default.metrics[0].interval
+    assert reseeded.metrics[0].interval != default.metrics[0].interval, "the evaluation seed reaches the bootstrap"
 
 
 def test_equal_map_maxima_without_scores_leave_image_metrics_out_with_a_warning(registry):

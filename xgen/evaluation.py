@@ -290,7 +290,7 @@ def evaluate(
     training = model.metadata.get("training", {})
     used = set(training.get("test_images_used", [])) if training.get("data") == spec else set()
     if used:
-        test = test.subset([i for i, name in enumerate(test.names) if name not in used])
+        test = test.subset([i for i, stem in enumerate(test.names) if stem not in used])
         warnings.append(f"{len(used)} test images of {spec} were used in training and are left out")
     if len(test) == 0:
         raise XgenError(f"{spec} has no test images; check its options.")
@@ -340,6 +340,9 @@ def evaluate(
         else:
             record["maps"] = "as given"
 
+    for item in chosen:
+        if "seed" in item.metric.options() and "seed" not in item.options:
+            item.metric.seed = seed
     results = []
     inputs = {"maps": normalized, "masks": test.masks, "scores": normalized_scores, "labels": test.labels}
     for item in chosen:
