@@ -17,8 +17,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
-import os
-import platform
 import shlex
 import statistics
 import sys
@@ -27,9 +25,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from result_runs import cell, load_runs, machine, with_size
 
 import xgen
-from xgen.data import parse_spec
 from xgen.plugins import lookup
 
 VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
@@ -56,46 +54,10 @@ COMPARISONS = [
 ]
 
 
-def with_size(spec: str, size: int | None) -> str:
-    """`spec` with its size option set to `size` (added or replaced); unchanged when size is None."""
-    if size is None:
-        return spec
-    name, options, bare = parse_spec(spec)
-    options["size"] = str(size)
-    parts = ([bare] if bare is not None else []) + [f"{k}={v}" for k, v in options.items()]
-    return f"{name}:{','.join(parts)}"
-
-
-def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as info:
-            cpu = next((line.split(":", 1)[1].strip() for line in info if line.startswith("model name")), cpu)
-    except OSError:
-        pass
-    return (
-        f"{cpu}, {os.cpu_count()} logical CPUs, torch {torch.__version__} with {torch.get_num_threads()} threads, "
-        f"Python {platform.python_version()}, {platform.system()} {platform.release()}"
-    )
-
-
 def run_key(run: dict[str, Any]) -> tuple:
     """What identifies a run: two runs with the same key are the same experiment."""
     extra = json.dumps(run["extra"], sort_keys=True)
     return (run["data"], run["variant"], run["seed"], run["epochs_asked"], extra, run.get("normalize", "per-image"))
-
-
-def load_runs(path: Path) -> list[dict[str, Any]]:
-    if not path.exists():
-        return []
-    runs = []
-    for line in path.read_text().splitlines():
-        if line.strip():
-            try:
-                runs.append(json.loads(line))
-            except json.JSONDecodeError:
-                continue
-    return runs
 
 
 def one_run(
@@ -132,14 +94,6 @@ def one_run(
         "evaluate_seconds": round(result.seconds, 1),
         "finished": datetime.datetime.now().isoformat(timespec="seconds"),
     }
-
-
-def cell(values: list[float]) -> str:
-    if not values:
-        return "–"
-    if len(values) == 1:
-        return f"{values[0]:.3f}"
-    return f"{statistics.mean(values):.3f} ± {statistics.stdev(values):.3f}"
 
 
 def table(runs: list[dict[str, Any]], datasets: list[str], variants: list[str]) -> list[str]:

@@ -42,7 +42,12 @@ def check_images(x: Any, model: Model | None = None) -> torch.Tensor:
         raise InputError(f"the images contain {bad} NaN or Inf values; clean or drop those images first.")
     if low < -1e-6 or high > 1 + 1e-6:
         raise InputError(f"image values span [{low:.3g}, {high:.3g}]; scale them to [0, 1] first.")
-    if model is not None and model.input_shape is not None and tuple(x.shape[1:]) != tuple(model.input_shape):
+    if model is not None and model.input_shape is not None and model.any_size and x.shape[1] != model.input_shape[0]:
+        raise InputError(
+            f"images have {x.shape[1]} channels but the model expects {model.input_shape[0]}; convert them "
+            "(grey to RGB: x.expand(-1, 3, -1, -1))."
+        )
+    if model is not None and model.input_shape is not None and not model.any_size and x.shape[1:] != model.input_shape:
         raise InputError(
             f"images are {shape_text(tuple(x.shape[1:]))} (CxHxW) but the model expects "
             f"{shape_text(model.input_shape)}; resize or convert them (the CLI's --resize does the size)."

@@ -19,13 +19,16 @@ class Architecture(Configurable, abc.ABC):
     Implement `build` and either `loss` (one optimiser, the default `training_step`) or `training_step` and
     `configure_optimizers` (e.g. alternating GAN updates). `default_explainer` names the explainer
     `xgen explain` uses for its checkpoints when no `--plugin` is given; `default_scorer` the scorer that gives
-    `xgen evaluate` its image scores when the explainer gives none. `epochs`, `batch_size` and `min_steps` (the
-    fewest optimiser steps the default epochs may give, so tiny datasets still train) are training defaults.
+    `xgen evaluate` its image scores when the explainer gives none; `any_input_size` lets `xgen.explain` pass
+    images of any height and width (channels still checked) to models that resize internally. `epochs`,
+    `batch_size` and `min_steps` (the fewest optimiser steps the default epochs may give, so tiny datasets still
+    train) are training defaults.
     """
 
     kind: ClassVar[str] = "architecture"
     default_explainer: ClassVar[str | None] = None
     default_scorer: ClassVar[str | None] = None
+    any_input_size: ClassVar[bool] = False
     epochs: ClassVar[int] = 10
     min_steps: ClassVar[int] = 0
     batch_size: ClassVar[int] = 64
@@ -88,5 +91,6 @@ class Architecture(Configurable, abc.ABC):
             config=self.config(),
             default_explainer=self.default_explainer,
             default_scorer=self.default_scorer,
+            any_size=self.any_input_size,
             **self.wrap_arguments(module),
         )

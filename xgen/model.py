@@ -53,6 +53,7 @@ class Model:
         config: dict[str, Any] | None = None,
         default_explainer: str | None = None,
         default_scorer: str | None = None,
+        any_size: bool = False,
     ) -> None:
         if not isinstance(module, nn.Module):
             raise WrapError(
@@ -71,6 +72,7 @@ class Model:
             if fn is not None and not callable(fn):
                 raise WrapError(f"wrap argument {role}= must be callable, got {type(fn).__name__}.")
         self.input_shape = tuple(input_shape) if input_shape is not None else None
+        self.any_size = any_size
         self.architecture = architecture
         self.config = dict(config or {})
         self.default_explainer = default_explainer

@@ -1,0 +1,62 @@
+"""What the resumable result scripts share: data specs at another size, the machine line, the JSON-lines run log,
+and table cells of mean ± std over seeds."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from xgen.data import parse_spec
+
+
+def with_size(spec: str, size: int | None) -> str:
+    """`spec` with its size option set to `size` (added or replaced); unchanged when size is None."""
+    if size is None:
+        return spec
+    name, options, bare = parse_spec(spec)
+    options["size"] = str(size)
+    parts = ([bare] if bare is not None else []) + [f"{k}={v}" for k, v in options.items()]
+    return f"{name}:{','.join(parts)}"
+
+
+def machine() -> str:
+    """CPU model, logical CPUs, torch and its threads, Python and OS: where the numbers were measured."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as info:
+            cpu = next((line.split(":", 1)[1].strip() for line in info if line.startswith("model name")), cpu)
+    except OSError:
+        pass
+    return (
+        f"{cpu}, {os.cpu_count()} logical CPUs, torch {torch.__version__} with {torch.get_num_threads()} threads, "
+        f"Python {platform.python_version()}, {platform.system()} {platform.release()}"
+    )
+
+
+def load_runs(path: Path) -> list[dict[str, Any]]:
+    """Every complete JSON line of a run log (a line cut short by an interruption is skipped)."""
+    if not path.exists():
+        return []
+    runs = []
+    for line in path.read_text().splitlines():
+        if line.strip():
+            try:
+                runs.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue
+    return runs
+
+
+def cell(values: list[float]) -> str:
+    """'–' for no value, the value for one, mean ± sample std for more."""
+    if not values:
+        return "–"
+    if len(values) == 1:
+        return f"{values[0]:.3f}"
+    return f"{statistics.mean(values):.3f} ± {statistics.stdev(values):.3f}"
