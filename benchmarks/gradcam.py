@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 import torch
 from captum.attr import LayerAttribution, LayerGradCam
+from result_runs import cpu_name
 from torch import nn
 
 import xgen
@@ -239,17 +240,6 @@ def busy_cpu_s() -> float | None:
 def own_cpu_s() -> float:
     times = os.times()
     return times.user + times.system
-
-
-def cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as info:
-            for line in info:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def version(package: str) -> str:

@@ -33,23 +33,13 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+from result_runs import cpu_name
 
 import xgen
 from xgen.visualize import captioned, grid, jet, save_png
 
 GALLERY_DIGITS = (7, 4, 9, 2)
 METRICS = ("pixel-auroc", "best-iou")
-
-
-def cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as info:
-            for line in info:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def machine(threads: int, device: str) -> str:

@@ -25,17 +25,23 @@ def with_size(spec: str, size: int | None) -> str:
     return f"{name}:{','.join(parts)}"
 
 
-def machine() -> str:
-    """CPU model, logical CPUs, torch and its threads, Python and OS: where the numbers were measured."""
-    cpu = platform.processor() or platform.machine()
+def cpu_name() -> str:
+    """The CPU's model name (from /proc/cpuinfo where there is one)."""
     try:
         with open("/proc/cpuinfo") as info:
-            cpu = next((line.split(":", 1)[1].strip() for line in info if line.startswith("model name")), cpu)
+            for line in info:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
     except OSError:
         pass
+    return platform.processor() or platform.machine()
+
+
+def machine() -> str:
+    """CPU model, logical CPUs, torch and its threads, Python and OS: where the numbers were measured."""
     return (
-        f"{cpu}, {os.cpu_count()} logical CPUs, torch {torch.__version__} with {torch.get_num_threads()} threads, "
-        f"Python {platform.python_version()}, {platform.system()} {platform.release()}"
+        f"{cpu_name()}, {os.cpu_count()} logical CPUs, torch {torch.__version__} with {torch.get_num_threads()} "
+        f"threads, Python {platform.python_version()}, {platform.system()} {platform.release()}"
     )
 
 
