@@ -146,6 +146,13 @@ def test_unsupported_metric_is_refused_before_any_image_is_explained(registry, m
         xgen.evaluate(model, Planted(), "recon-error", metrics=["pixel-aurc"])
 
 
+def test_data_of_another_size_is_refused_before_any_work(registry, model, monkeypatch):
+    monkeypatch.setattr(xgen.evaluation, "explain", None)
+    small = xgen.wrap(Blank(), input_shape=(1, 8, 8))
+    with pytest.raises(xgen.XgenError, match=r"has 1x16x16 \(CxHxW\) images but the model expects 1x8x8"):
+        xgen.evaluate(small, Planted(), "recon-error")
+
+
 def test_default_metrics_follow_what_the_data_has(registry, model):
     without_masks = xgen.evaluate(model, Planted(masks=False), "recon-error")
     assert {r.spec for r in without_masks.metrics} == {

@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 import torch
 
-from xgen.api import explain, score
+from xgen.api import explain, score, shape_text
 from xgen.data import Dataset, ImageSet, parse_spec
 from xgen.errors import XgenError
 from xgen.methods import Metric
@@ -294,6 +294,12 @@ def evaluate(
         warnings.append(f"{len(used)} test images of {spec} were used in training and are left out")
     if len(test) == 0:
         raise XgenError(f"{spec} has no test images; check its options.")
+    expected, shape = model.input_shape, tuple(test.images.shape[1:])
+    if expected is not None and (shape[0] != expected[0] if model.any_size else shape != tuple(expected)):
+        raise XgenError(
+            f"{spec} has {shape_text(shape)} (CxHxW) images but the model expects {shape_text(expected)}; "
+            "evaluate it on data of that size (many datasets take a size= option)."
+        )
     if asked is not None:
         _choose_metrics(asked, _inputs_available(test, have_scores=True), spec)
 
