@@ -72,7 +72,8 @@ def test_evaluate_bad_requests_are_one_sentence_and_write_nothing(trained):
     cases = [
         (["--normalize", "minmax"], "--normalize must be one of per-image, normal-stats, none"),
         (["--metric", "pixel-aurc"], "Did you mean 'pixel-auroc'"),
-        (["--data", "digits", "--metric", "pixel-auroc"], "needs masks, but digits:normal=1 has no masks"),
+        (["--data", "digits:size=16", "--metric", "pixel-auroc"], "needs masks, but digits:normal=1,size=16 has no"),
+        (["--data", "digits"], "has 1x28x28 (CxHxW) images but the model expects 1x16x16"),
         (["--data", f"mvtec:{spec[6:].split(',')[0]},sise=16"], "Did you mean 'size'"),
         (["--json", "."], "--json . is a folder; give a file path inside it"),
     ]
