@@ -59,6 +59,10 @@ class Architecture(Configurable, abc.ABC):
     def begin_phase(self, index: int, optimizers: list[torch.optim.Optimizer]) -> None:
         """Called before phase `index` (0-based) of `phases`."""
 
+    def after_training(self, module: nn.Module, train_set: ImageSet) -> None:
+        """Called once after the last epoch, before the model is saved: e.g. statistics of the training images
+        under the final weights, kept in the module's buffers so that checkpoints carry them."""
+
     def end_epoch(self, epoch: int, optimizers: list[torch.optim.Optimizer]) -> None:
         """Called after each epoch (1-based), e.g. to decay learning rates on a schedule."""
 

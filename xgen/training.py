@@ -120,6 +120,7 @@ def train(
                 history.append({"epoch": epoch, **({"phase": phase} if phase else {}), **record})
                 bar.update(task, advance=1, status=" ".join(f"{k} {v:.4g}" for k, v in record.items()))
     module.eval()
+    arch.after_training(module, train_set)
     model = arch.wrap(module, input_shape)
     model.metadata = {
         "training": {

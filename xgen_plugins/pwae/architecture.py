@@ -80,8 +80,7 @@ class PWAEArchitecture(xgen.Architecture):
     def __init__(self, **options: object) -> None:
         super().__init__(**options)
         self._epochs: int | None = None
-        self._train_images: torch.Tensor | None = None
-        self._module: PWAENet | None = None
+        self._train_images: int | None = None
         self._steps_per_epoch: int | None = None
         self._step = 0
         self._epoch = 0
@@ -129,10 +128,9 @@ class PWAEArchitecture(xgen.Architecture):
         )
 
     def training_set(self, dataset: xgen.Dataset) -> tuple[xgen.ImageSet, list[str]]:
-        """The training split, remembered: its size fixes the steps per epoch of the lr schedule, and its images
-        give the error statistics of eq. 21-23 after the last epoch."""
+        """The training split; its size fixes the steps per epoch of the lr schedule."""
         train = dataset.train()
-        self._train_images = train.images
+        self._train_images = len(train)
         return train, []
 
     def phases(self, epochs: int) -> list[tuple[str, int]]:
@@ -142,9 +140,8 @@ class PWAEArchitecture(xgen.Architecture):
 
     def configure_optimizers(self, module: nn.Module) -> list[torch.optim.Optimizer]:
         """SGD at `lr` with `momentum`. Also where a ResNet backbone gets its ImageNet weights (or the notice that it
-        has none) and where the module is remembered for the calibration after the last epoch."""
+        has none)."""
         assert isinstance(module, PWAENet)
-        self._module = module
         self._step = 0
         self._epoch = 0
         if self.backbone != "small":
@@ -155,16 +152,17 @@ class PWAEArchitecture(xgen.Architecture):
         """p in [0, 1] for the next step: steps done over total steps (epochs x ceil(training images / batch))
         when xgen.train gave both, else the fraction of epochs done, else 0."""
         if self._steps_per_epoch is None and self._train_images is not None:
-            self._steps_per_epoch = math.ceil(len(self._train_images) / max(batch, 1))
+            self._steps_per_epoch = math.ceil(self._train_images / max(batch, 1))
         if self._epochs and self._steps_per_epoch:
             return min(1.0, self._step / (self._epochs * self._steps_per_epoch))
         return min(1.0, self._epoch / self._epochs) if self._epochs else 0.0
 
     def end_epoch(self, epoch: int, optimizers: list[torch.optim.Optimizer]) -> None:
-        """After the last epoch: the training-error statistics of eq. 21-23, saved as the module's buffers."""
         self._epoch = epoch
-        if epoch == self._epochs and self._module is not None and self._train_images is not None:
-            errors.calibrate(self._module, self._train_images)
+
+    def after_training(self, module: nn.Module, train_set: xgen.ImageSet) -> None:
+        """The training-error statistics of eq. 21-23 under the final weights, saved as the module's buffers."""
+        errors.calibrate(module, train_set.images)
 
     def loss_terms(self, module: PWAENet, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """x: (B, C, H, W) -> the unweighted terms of eq. 20 that the options switch on: ae, swd or kl, hsic,
