@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from result_runs import cell, load_runs, machine, with_size
+from result_runs import cell, load_runs, machine, with_size, write_report
 
 import xgen
 from xgen.plugins import lookup
@@ -315,9 +315,7 @@ def main(argv: list[str] | None = None) -> int:
         *comparisons(runs, datasets),
         "",
     ]
-    args.out.write_text("\n".join(report))
-    print("\n".join(report))
-    print(f"wrote {args.out}", flush=True)
+    write_report(args.out, report)
     return 0
 
 

@@ -66,3 +66,10 @@ def cell(values: list[float]) -> str:
     if len(values) == 1:
         return f"{values[0]:.3f}"
     return f"{statistics.mean(values):.3f} ± {statistics.stdev(values):.3f}"
+
+
+def write_report(path: Path, lines: list[str]) -> None:
+    """Write the markdown report and print it, then where it went."""
+    path.write_text("\n".join(lines))
+    print("\n".join(lines))
+    print(f"wrote {path}", flush=True)
