@@ -212,6 +212,32 @@ def test_any_input_size_gives_maps_at_that_size(trained, size):
         xgen.explain(trained, images(2, (3, *size)))
 
 
+def test_cli_explains_files_of_several_sizes_without_resize(trained, tmp_path):
+    import numpy as np
+    from PIL import Image
+    from typer.testing import CliRunner
+
+    from xgen.cli import app
+
+    xgen.save(trained, tmp_path / "pwae.pt")
+    sizes = {"a": (24, 24), "b": (30, 41), "c": (24, 24)}
+    rng = np.random.default_rng(0)
+    for name, (h, w) in sizes.items():
+        Image.fromarray(rng.integers(0, 256, (h, w), dtype=np.uint8)).save(tmp_path / f"{name}.png")
+    Image.fromarray(rng.integers(0, 256, (24, 24, 3), dtype=np.uint8)).save(tmp_path / "rgb.png")
+    runner = CliRunner()
+    out = tmp_path / "maps"
+    files = [str(tmp_path / f"{name}.png") for name in sizes]
+    result = runner.invoke(app, ["explain", "--model", str(tmp_path / "pwae.pt"), *files, "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    for name, size in sizes.items():
+        assert np.load(out / f"{name}.npy").shape == size
+    assert len((out / "scores.csv").read_text().splitlines()) == 4
+    refused = runner.invoke(app, ["explain", "--model", str(tmp_path / "pwae.pt"), str(tmp_path / "rgb.png")])
+    assert isinstance(refused.exception, xgen.InputError)
+    assert "3 channel(s) but the model expects 1" in str(refused.exception)
+
+
 @pytest.mark.parametrize("shape", [(1, 28, 28), (3, 64, 64), (1, 10, 17)])
 def test_networks_build_for_any_size_and_reconstruct_at_it(shape):
     net = network(shape).eval()

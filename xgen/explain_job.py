@@ -32,11 +32,13 @@ MANIFEST = ".xgen-explain.json"
 
 @dataclass(frozen=True)
 class Item:
-    """One image to explain: its output stem, the label written in scores.csv, and how to load it (C, H, W)."""
+    """One image to explain: its output stem, the label written in scores.csv, how to load it (C, H, W), and its
+    (H, W) when images of several sizes go to a model that takes any size (batches never mix sizes)."""
 
     stem: PurePath
     label: str
     load: Callable[[], torch.Tensor]
+    size: tuple[int, int] | None = None
 
 
 @dataclass
@@ -93,8 +95,7 @@ def run(
     scores = dict(done)
     with progress_bar(progress) as bar:
         task = bar.add_task(f"explain {name}", total=len(todo), status="")
-        for start in range(0, len(todo), batch_size):
-            batch = todo[start : start + batch_size]
+        for batch in _batches(todo, batch_size):
             x = torch.stack([item.load() for item in batch])
             result = explain(model, x, plugin=name, **options).cpu()
             for i, item in enumerate(batch):
@@ -108,6 +109,14 @@ def run(
             bar.advance(task, len(batch))
     _write_scores(out / "scores.csv", items, scores)
     return JobResult(out, explained=len(todo), skipped=len(items) - len(todo), scores=scores)
+
+
+def _batches(items: Sequence[Item], batch_size: int) -> list[list[Item]]:
+    """Chunks of at most `batch_size` items of one size each, sizes in order of first appearance."""
+    by_size: dict[tuple[int, int] | None, list[Item]] = {}
+    for item in items:
+        by_size.setdefault(item.size, []).append(item)
+    return [group[i : i + batch_size] for group in by_size.values() for i in range(0, len(group), batch_size)]
 
 
 def _write_scores(path: Path, items: Sequence[Item], scores: dict[str, float | None]) -> None:

@@ -14,13 +14,18 @@ from xgen.plugins import open_dataset
 from xgen.training import resolve_device
 
 
-def _file_items(inputs: list[Path], expected: tuple[int, int, int] | None, resize: bool) -> list[Item]:
+def _file_items(inputs: list[Path], expected: tuple[int, int, int] | None, resize: bool, any_size: bool) -> list[Item]:
+    """One item per image file; a model that takes any size gets each image at its own size unless `resize`."""
     files = images.collect(inputs)
     shapes = [images.probe(f.path) for f in files]
-    target = expected or shapes[0]
+    items = []
     for f, shape in zip(files, shapes, strict=True):
+        own_size = any_size and expected is not None and not resize
+        target = (expected[0], *shape[1:]) if own_size else expected or shapes[0]
         images.check_fits(f.path, shape, target, resize)
-    return [Item(f.stem, str(f.path), lambda p=f.path: images.read(p, target, resize)) for f in files]
+        size = (shape[1], shape[2]) if own_size else None
+        items.append(Item(f.stem, str(f.path), lambda p=f.path, t=target: images.read(p, t, resize), size))
+    return items
 
 
 def _data_items(spec: str) -> list[Item]:
@@ -38,7 +43,9 @@ def explain(
     data: Annotated[
         str | None, typer.Option(help="Explain a dataset's test split instead, e.g. digits:normal=1.")
     ] = None,
-    resize: Annotated[bool, typer.Option(help="Resize images to the model's input size.")] = False,
+    resize: Annotated[
+        bool, typer.Option(help="Resize images to the model's input size (models that take any size need not).")
+    ] = False,
     batch_size: Annotated[int, typer.Option(help="Images per forward/backward pass.")] = 64,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
     trust_checkpoint: Annotated[
@@ -52,7 +59,7 @@ def explain(
         raise XgenError("--batch-size must be at least 1.")
     options = parse_sets(sets)
     wrapped = load(model, trust=trust_checkpoint, device=resolve_device(device))
-    items = _data_items(data) if data else _file_items(inputs or [], wrapped.input_shape, resize)
+    items = _data_items(data) if data else _file_items(inputs or [], wrapped.input_shape, resize, wrapped.any_size)
     result = run(
         wrapped,
         items,
