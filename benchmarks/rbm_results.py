@@ -277,7 +277,41 @@ def textures(runs: Runs, out: Path, args: argparse.Namespace) -> list[dict[str, 
             for model, model_key, (label, plugin, options) in variants:
                 record = evaluate(runs, model_key, model, data, label, plugin, options, args)
                 records.append({**record, "category": category, "seed": seed})
+            test = xgen.dataset(data).test()
+            top = len(rbm.module.rbms)
+            fixed = [
+                (rbm, f"rbm-gumbel layer {top}", "rbm-gumbel", {"layer": top}),
+                (rbm, "rbm-recon-error", "rbm-recon-error", {}),
+                (vae, "conv-vae: vae-gradcam", "vae-gradcam", {}),
+                (vae, "conv-vae: recon-error", "recon-error", {}),
+            ]
+            for model, name, plugin, options in fixed:
+                label = f"fixed map: the mean {name} map, the same for every image"
+                amap = mean_map(model, test.images, plugin, options)
+                records.append({**fixed_map_record(label, amap, test.masks), "category": category, "seed": seed})
+        label = "fixed map: mean test mask (a position prior that peeks at the masks)"
+        records.append({**fixed_map_record(label, test.masks.float().mean(dim=0), test.masks), "category": category})
     return records
+
+
+def mean_map(model: xgen.Model, images: torch.Tensor, plugin: str, options: dict[str, Any]) -> torch.Tensor:
+    """images: (N, C, H, W) -> (H, W), the mean of the per-image min-max normalised maps of `plugin`."""
+    total = None
+    for i in range(0, len(images), 100):
+        maps = xgen.explain(model, images[i : i + 100].to(model.device), plugin=plugin, **options).anomaly_map.cpu()
+        low = maps.flatten(1).amin(dim=1)[:, None, None]
+        high = maps.flatten(1).amax(dim=1)[:, None, None]
+        part = ((maps - low) / (high - low).clamp_min(1e-12)).sum(dim=0)
+        total = part if total is None else total + part
+    return total / len(images)
+
+
+def fixed_map_record(label: str, amap: torch.Tensor, masks: torch.Tensor) -> dict[str, Any]:
+    """The metrics of one (H, W) map given to every test image: what position alone earns, with no input."""
+    amap = (amap - amap.min()) / (amap.max() - amap.min()).clamp_min(1e-12)
+    maps = amap.expand(len(masks), -1, -1)
+    values = {name: float(xgen.metric(name).compute(maps=maps, masks=masks)) for name in METRICS}
+    return {"method": label, **values, "anomalous_pixel_fraction": float(masks.float().mean())}
 
 
 # -- the table ------------------------------------------------------------------------------------------------------
@@ -368,7 +402,7 @@ def table(
             f"- {r['architecture']} on {r['data']}, seed {r['seed']}: {r['seconds']} s, epochs {r['epochs']}, batch "
             f"{r['batch_size']}; last epoch "
             + "; ".join(
-                json.dumps({k: round(v, 5) for k, v in row.items()})
+                json.dumps({k: round(v, 5) if isinstance(v, float) else v for k, v in row.items()})
                 for row in (r.get("last_epoch_per_layer") or {"": r["last_epoch"]}).values()
             )
             for r in trainings
