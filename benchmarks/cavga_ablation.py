@@ -74,6 +74,9 @@ def one_run(
     trained = time.perf_counter() - started
     result = xgen.evaluate(model, dataset, metrics=metrics, seed=seed, normalize=normalize)
     training = model.metadata["training"]
+    controls = {}
+    if result.test.masks is not None:
+        controls["fixed-map pixel-auroc"] = fixed_map_auroc(result.normalized, result.test.masks)
     return {
         "data": data,
         "variant": variant,
@@ -88,12 +91,45 @@ def one_run(
         "test_images": len(result.test),
         "borrowed": len(training["test_images_used"]),
         "metrics": {m.spec: m.value for m in result.metrics},
+        "controls": controls,
         "warnings": result.warnings,
         "final_losses": training["history"][-1],
         "train_seconds": round(trained, 1),
         "evaluate_seconds": round(result.seconds, 1),
         "finished": datetime.datetime.now().isoformat(timespec="seconds"),
     }
+
+
+def fixed_map_auroc(maps: torch.Tensor, masks: torch.Tensor) -> float:
+    """maps: (N, H, W) as the metrics saw them -> the pixel AUROC of their mean, given to every image alike: what
+    the position of the map alone earns, with no information about the image (textures' defects favour the centre)."""
+    mean = maps.mean(dim=0)
+    mean = (mean - mean.min()) / (mean.max() - mean.min()).clamp_min(1e-12)
+    return float(xgen.metric("pixel-auroc").compute(maps=mean.expand_as(maps).contiguous(), masks=masks))
+
+
+def control_table(runs: list[dict[str, Any]], datasets: list[str], variants: list[str]) -> list[str]:
+    """Markdown rows for the runs that recorded the fixed-map control: the map's pixel AUROC beside its mean's."""
+    lines = []
+    for data in datasets:
+        for variant in variants:
+            chosen = [r for r in runs if r["data"] == data and r["variant"] == variant and r.get("controls")]
+            if not chosen:
+                continue
+            own = cell([r["metrics"]["pixel-auroc"] for r in chosen])
+            fixed = cell([r["controls"]["fixed-map pixel-auroc"] for r in chosen])
+            seeds = ",".join(str(r["seed"]) for r in sorted(chosen, key=lambda r: r["seed"]))
+            lines.append(f"| {data} | {VARIANTS[variant][0]} | {seeds} | {own} | {fixed} |")
+    if not lines:
+        return []
+    return [
+        "Position control: the pixel AUROC of each run's maps beside that of their mean map given to every image:",
+        "",
+        "| data | variant | seeds | pixel-auroc | fixed-map pixel-auroc |",
+        "| --- | --- | --- | --- | --- |",
+        *lines,
+        "",
+    ]
 
 
 def table(runs: list[dict[str, Any]], datasets: list[str], variants: list[str]) -> list[str]:
@@ -241,6 +277,7 @@ def main(argv: list[str] | None = None) -> int:
         "",
         *comparisons(runs, datasets),
         "",
+        *control_table(runs, datasets, variants),
     ]
     write_report(args.out, report)
     return 0
