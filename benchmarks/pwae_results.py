@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
+import math
 import shlex
 import statistics
 import sys
@@ -202,17 +203,31 @@ def table(runs: list[dict[str, Any]], datasets: list[str], variants: list[str]) 
 
 
 def comparisons(runs: list[dict[str, Any]], datasets: list[str]) -> list[str]:
-    """Markdown rows: each claim per data group, the difference of means (first minus second) and the larger of the
-    two sample stds, so a difference can be read against the spread."""
-    lines = ["| claim | data | Δ (first − second) | spread (std) |", "| --- | --- | --- | --- |"]
+    """Markdown rows: each claim per data group, the difference of means (first minus second), the larger of the
+    two sample stds (over seeds, or over classes for the digits mean), so a difference can be read against the
+    spread, and in how many paired runs (same data and seed) the first is ahead. Undefined (NaN) values are left
+    out."""
+    lines = [
+        "| claim | data | Δ (first − second) | spread (std) | first ahead in |",
+        "| --- | --- | --- | --- | --- |",
+    ]
     for claim, a, rule_a, b, rule_b, metric in COMPARISONS:
         for label, chosen in groups(runs, datasets):
-            va, vb = values(chosen, a, rule_a, metric), values(chosen, b, rule_b, metric)
+            va = [v for v in values(chosen, a, rule_a, metric) if math.isfinite(v)]
+            vb = [v for v in values(chosen, b, rule_b, metric) if math.isfinite(v)]
             if not va or not vb:
                 continue
-            spread = max(statistics.stdev(v) if len(v) > 1 else 0.0 for v in (va, vb))
+            spreads = [statistics.stdev(v) for v in (va, vb) if len(v) > 1]
+            spread = f"{max(spreads):.3f}" if spreads else "– (one run each)"
             delta = statistics.mean(va) - statistics.mean(vb)
-            lines.append(f"| {claim} | {label} | {delta:+.3f} | {spread:.3f} |")
+            pairs = []
+            for key in sorted({(r["data"], r["seed"]) for r in chosen}):
+                mine = [r for r in chosen if (r["data"], r["seed"]) == key]
+                pa = [v for v in values(mine, a, rule_a, metric) if math.isfinite(v)]
+                pb = [v for v in values(mine, b, rule_b, metric) if math.isfinite(v)]
+                if pa and pb:
+                    pairs.append(pa[0] > pb[0])
+            lines.append(f"| {claim} | {label} | {delta:+.3f} | {spread} | {sum(pairs)} of {len(pairs)} |")
     return lines
 
 

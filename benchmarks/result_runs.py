@@ -4,6 +4,7 @@ and table cells of mean ± std over seeds."""
 from __future__ import annotations
 
 import json
+import math
 import os
 import platform
 import statistics
@@ -60,12 +61,15 @@ def load_runs(path: Path) -> list[dict[str, Any]]:
 
 
 def cell(values: list[float]) -> str:
-    """'–' for no value, the value for one, mean ± sample std for more."""
-    if not values:
-        return "–"
-    if len(values) == 1:
-        return f"{values[0]:.3f}"
-    return f"{statistics.mean(values):.3f} ± {statistics.stdev(values):.3f}"
+    """'–' for no value, the value for one, mean ± sample std for more; NaN values (a measure undefined for that
+    run) are left out and counted."""
+    finite = [v for v in values if math.isfinite(v)]
+    note = f" ({len(values) - len(finite)} undefined)" if len(finite) < len(values) else ""
+    if not finite:
+        return "undefined" if values else "–"
+    if len(finite) == 1:
+        return f"{finite[0]:.3f}{note}"
+    return f"{statistics.mean(finite):.3f} ± {statistics.stdev(finite):.3f}{note}"
 
 
 def write_report(path: Path, lines: list[str]) -> None:
