@@ -262,7 +262,7 @@ def main(argv: list[str] | None = None) -> int:
         "",
         f"Command: `{command}`",
         "",
-        f"Machine: {runs[0]['machine'] if runs else machine()}",
+        "Machines of the runs: " + ("; ".join(sorted({r["machine"] for r in runs})) if runs else machine()),
         "",
         f"Written {datetime.datetime.now().isoformat(timespec='seconds')} from {len(runs)} runs in `{args.runs}` "
         f"(this invocation: {time.perf_counter() - grid_started:.0f} s). Maps and scores normalised by xgen evaluate's "
