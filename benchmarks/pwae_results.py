@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from result_runs import cell, load_runs, machine, with_size, write_report
+from result_runs import cell, machine, run_grid, with_size, write_report
 
 import xgen
 from xgen.plugins import lookup
@@ -267,48 +267,22 @@ def main(argv: list[str] | None = None) -> int:
         extra[key] = value
     lookup("architecture", "pwae")(**extra)
 
-    def key(data: str, variant: str, seed: int) -> tuple:
-        return run_key(
-            {
-                "data": data,
-                "variant": variant,
-                "seed": seed,
-                "epochs_asked": args.epochs,
-                "extra": extra,
-                "normalize": args.normalize,
-            }
+    def shown(record: dict[str, Any]) -> str:
+        first = " ".join(f"{k} {v:.3f}" for k, v in next(iter(record["metrics"].values())).items())
+        return (
+            f"{first} eff-rank {record['diversity']['effective-rank']:.2f} (train {record['train_seconds']:.0f} s, "
+            f"{record['steps']} steps; evaluate {record['evaluate_seconds']:.0f} s)"
         )
 
-    done = {run_key(r) for r in load_runs(args.runs)}
-    total = len(datasets) * len(variants) * len(seeds)
-    count = 0
     grid_started = time.perf_counter()
-    for data in datasets:
-        for variant in variants:
-            for seed in seeds:
-                count += 1
-                if key(data, variant, seed) in done:
-                    print(f"[{count}/{total}] {data} {variant} seed {seed}: already in {args.runs}", flush=True)
-                    continue
-                try:
-                    record = one_run(data, variant, seed, args.epochs, extra, args.device, args.normalize)
-                except xgen.XgenError as exc:
-                    print(f"[{count}/{total}] {data} {variant} seed {seed}: skipped ({exc})", flush=True)
-                    continue
-                record["machine"] = machine()
-                with args.runs.open("a") as fh:
-                    fh.write(json.dumps(record) + "\n")
-                first = next(iter(record["metrics"].values()))
-                shown = " ".join(f"{k} {v:.3f}" for k, v in first.items())
-                print(
-                    f"[{count}/{total}] {data} {variant} seed {seed}: {shown} eff-rank "
-                    f"{record['diversity']['effective-rank']:.2f} (train {record['train_seconds']:.0f} s, "
-                    f"{record['steps']} steps; evaluate {record['evaluate_seconds']:.0f} s)",
-                    flush=True,
-                )
-
-    wanted = {key(d, v, s) for d in datasets for v in variants for s in seeds}
-    runs = [r for r in load_runs(args.runs) if run_key(r) in wanted]
+    runs = run_grid(
+        [(d, v, s) for d in datasets for v in variants for s in seeds],
+        {"epochs_asked": args.epochs, "extra": extra, "normalize": args.normalize},
+        run_key,
+        lambda data, variant, seed: one_run(data, variant, seed, args.epochs, extra, args.device, args.normalize),
+        args.runs,
+        shown,
+    )
     command = "python " + " ".join(shlex.quote(a) for a in [sys.argv[0], *(argv if argv is not None else sys.argv[1:])])
     report = [
         "# P-WAE on xgen's offline data",

@@ -1,5 +1,5 @@
-"""What the resumable result scripts share: data specs at another size, the machine line, the JSON-lines run log,
-and table cells of mean ± std over seeds."""
+"""What the resumable result scripts share: data specs at another size, the machine line, the JSON-lines run log and
+the grid loop that appends to it, and table cells of mean ± std over seeds."""
 
 from __future__ import annotations
 
@@ -8,11 +8,13 @@ import math
 import os
 import platform
 import statistics
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
 
+import xgen
 from xgen.data import parse_spec
 
 
@@ -58,6 +60,40 @@ def load_runs(path: Path) -> list[dict[str, Any]]:
             except json.JSONDecodeError:
                 continue
     return runs
+
+
+def run_grid(
+    cells: list[tuple[str, str, int]],
+    settings: dict[str, Any],
+    run_key: Callable[[dict[str, Any]], tuple],
+    one_run: Callable[[str, str, int], dict[str, Any]],
+    path: Path,
+    shown: Callable[[dict[str, Any]], str],
+) -> list[dict[str, Any]]:
+    """Run every (data, variant, seed) cell whose key (with `settings`) is not yet in the run log at `path`, appending
+    each record with its machine as soon as it finishes, so an interrupted grid resumes where it stopped; a cell the
+    data or options refuse (XgenError) is skipped with the reason. Returns the log's records of `cells`."""
+
+    def key(data: str, variant: str, seed: int) -> tuple:
+        return run_key({"data": data, "variant": variant, "seed": seed, **settings})
+
+    done = {run_key(r) for r in load_runs(path)}
+    for count, (data, variant, seed) in enumerate(cells, 1):
+        label = f"[{count}/{len(cells)}] {data} {variant} seed {seed}"
+        if key(data, variant, seed) in done:
+            print(f"{label}: already in {path}", flush=True)
+            continue
+        try:
+            record = one_run(data, variant, seed)
+        except xgen.XgenError as exc:
+            print(f"{label}: skipped ({exc})", flush=True)
+            continue
+        record["machine"] = machine()
+        with path.open("a") as fh:
+            fh.write(json.dumps(record) + "\n")
+        print(f"{label}: {shown(record)}", flush=True)
+    wanted = {key(*c) for c in cells}
+    return [r for r in load_runs(path) if run_key(r) in wanted]
 
 
 def cell(values: list[float]) -> str:
