@@ -18,9 +18,9 @@ def _file_items(inputs: list[Path], expected: tuple[int, int, int] | None, resiz
     """One item per image file; a model that takes any size gets each image at its own size unless `resize`."""
     files = images.collect(inputs)
     shapes = [images.probe(f.path) for f in files]
+    own_size = any_size and expected is not None and not resize
     items = []
     for f, shape in zip(files, shapes, strict=True):
-        own_size = any_size and expected is not None and not resize
         target = (expected[0], *shape[1:]) if own_size else expected or shapes[0]
         images.check_fits(f.path, shape, target, resize)
         size = (shape[1], shape[2]) if own_size else None
