@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from result_runs import cell, machine, run_grid, with_size, write_report
+from result_runs import cell, fixed_map_metrics, machine, run_grid, with_size, write_report
 
 import xgen
 from xgen.plugins import lookup
@@ -76,7 +76,8 @@ def one_run(
     training = model.metadata["training"]
     controls = {}
     if result.test.masks is not None:
-        controls["fixed-map pixel-auroc"] = fixed_map_auroc(result.normalized, result.test.masks)
+        fixed = fixed_map_metrics(result.normalized.mean(dim=0), result.test.masks, ["pixel-auroc"])
+        controls["fixed-map pixel-auroc"] = fixed["pixel-auroc"]
     return {
         "data": data,
         "variant": variant,
@@ -98,14 +99,6 @@ def one_run(
         "evaluate_seconds": round(result.seconds, 1),
         "finished": datetime.datetime.now().isoformat(timespec="seconds"),
     }
-
-
-def fixed_map_auroc(maps: torch.Tensor, masks: torch.Tensor) -> float:
-    """maps: (N, H, W) as the metrics saw them -> the pixel AUROC of their mean, given to every image alike: what
-    the position of the map alone earns, with no information about the image (textures' defects favour the centre)."""
-    mean = maps.mean(dim=0)
-    mean = (mean - mean.min()) / (mean.max() - mean.min()).clamp_min(1e-12)
-    return float(xgen.metric("pixel-auroc").compute(maps=mean.expand_as(maps).contiguous(), masks=masks))
 
 
 def control_table(runs: list[dict[str, Any]], datasets: list[str], variants: list[str]) -> list[str]:

@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from result_runs import cpu_name
+from result_runs import cpu_name, fixed_map_metrics
 
 import xgen
 from xgen.visualize import captioned, grid, jet, save_png
@@ -307,10 +307,8 @@ def mean_map(model: xgen.Model, images: torch.Tensor, plugin: str, options: dict
 
 
 def fixed_map_record(label: str, amap: torch.Tensor, masks: torch.Tensor) -> dict[str, Any]:
-    """The metrics of one (H, W) map given to every test image: what position alone earns, with no input."""
-    amap = (amap - amap.min()) / (amap.max() - amap.min()).clamp_min(1e-12)
-    maps = amap.expand(len(masks), -1, -1)
-    values = {name: float(xgen.metric(name).compute(maps=maps, masks=masks)) for name in METRICS}
+    """The record of one (H, W) map given to every test image: what position alone earns, with no input."""
+    values = fixed_map_metrics(amap, masks, list(METRICS))
     return {"method": label, **values, "anomalous_pixel_fraction": float(masks.float().mean())}
 
 

@@ -96,6 +96,14 @@ def run_grid(
     return [r for r in load_runs(path) if run_key(r) in wanted]
 
 
+def fixed_map_metrics(amap: torch.Tensor, masks: torch.Tensor, names: list[str]) -> dict[str, float]:
+    """amap: (H, W), min-max normalised and given to every test image alike; masks: (N, H, W) -> each metric of
+    `names`: what the position of a map alone earns, with no information about the image."""
+    amap = (amap - amap.min()) / (amap.max() - amap.min()).clamp_min(1e-12)
+    maps = amap.expand(len(masks), -1, -1).contiguous()
+    return {name: float(xgen.metric(name).compute(maps=maps, masks=masks)) for name in names}
+
+
 def cell(values: list[float]) -> str:
     """'–' for no value, the value for one, mean ± sample std for more; NaN values (a measure undefined for that
     run) are left out and counted."""
