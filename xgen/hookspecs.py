@@ -67,10 +67,12 @@ def xgen_register_scorers(register: Callable[[type], None]) -> None:
 
 @hookspec
 def xgen_register_metrics(register: Callable[[type], None]) -> None:
-    """Register `xgen.Metric` subclasses: comparisons of maps or scores with ground truth.
+    """Register `xgen.Metric` subclasses: comparisons of maps, scores, codes or features with ground truth.
 
-    :param register: call it once per class. `requires` names the inputs the metric needs, a subset of
-        {"maps", "masks", "scores", "labels"}.
+    :param register: call it once per class. `requires` names the inputs the metric needs and `optional` those it
+        uses when given, from `xgen.methods.METRIC_INPUTS`: "maps" and "masks" (N, H, W), "scores" and "labels"
+        (N,), "codes" (N, D) and "factors" (N, K), "real" and "fake" features (N, F), "model" and "data". Users may
+        pass numpy arrays, tensors or lists; `compute` receives torch tensors, an `xgen.Model` and an `xgen.Dataset`.
 
     Example::
 
@@ -81,7 +83,7 @@ def xgen_register_metrics(register: Callable[[type], None]) -> None:
             description = "Mean absolute difference between maps and masks, pooled over all pixels."
             requires = {"maps", "masks"}
 
-            def compute(self, *, maps=None, masks=None, scores=None, labels=None):
+            def compute(self, *, maps, masks):
                 return float((maps - masks.float()).abs().mean())
 
         @xgen.hookimpl

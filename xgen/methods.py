@@ -6,9 +6,10 @@ import abc
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
+import numpy as np
 import torch
 
-from xgen.errors import XgenError
+from xgen.errors import XgenError, did_you_mean
 from xgen.options import Configurable
 
 if TYPE_CHECKING:
@@ -24,8 +25,34 @@ MODEL_REQUIREMENTS: dict[str, str] = {
     "auxiliary": "auxiliary=",
 }
 
+#: Every input a metric may take, with what it is. Array inputs accept torch tensors (any device), numpy arrays and
+#: (nested) sequences of numbers, and reach `Metric.compute` as torch tensors.
+METRIC_INPUTS: dict[str, str] = {
+    "maps": "(N, H, W) anomaly maps",
+    "masks": "(N, H, W) ground-truth masks in {0, 1}",
+    "scores": "(N,) image-level anomaly scores",
+    "labels": "(N,) image labels in {0, 1}, 1 = anomalous",
+    "codes": "(N, D) latent codes",
+    "factors": "(N, K) integer ground-truth factors",
+    "real": "(N, F) features of real images",
+    "fake": "(M, F) features of generated images",
+    "model": "an xgen.Model (or a module xgen.wrap accepts)",
+    "data": "an xgen.Dataset or a data spec such as 'dsprites'",
+}
+
+#: The inputs that are arrays (the others are a model and a dataset).
+ARRAY_INPUTS: frozenset[str] = frozenset(METRIC_INPUTS) - {"model", "data"}
+
 #: What a metric may require of its inputs.
-METRIC_REQUIREMENTS: frozenset[str] = frozenset({"maps", "masks", "scores", "labels"})
+METRIC_REQUIREMENTS: frozenset[str] = frozenset(METRIC_INPUTS)
+
+#: Pairs of array inputs that must agree: (first, second, which dimensions, what to tell the user).
+_AGREEING = (
+    ("maps", "masks", "shape", "one mask per map at the map's resolution"),
+    ("scores", "labels", "rows", "give one label per image"),
+    ("codes", "factors", "rows", "give one row of factors per code"),
+    ("real", "fake", "width", "extract both with the same feature extractor"),
+)
 
 
 @dataclass
@@ -94,46 +121,92 @@ class Scorer(Method, abc.ABC):
         """x: (N, C, H, W) float32 in [0, 1]. Returns (N,) float32."""
 
 
+def as_array_input(metric: str, name: str, value: Any) -> torch.Tensor:
+    """`value` (a torch tensor, a numpy array or a nested sequence of numbers) as a tensor; anything else is an
+    XgenError naming the input and the types accepted. Tensors keep their device; numpy arrays share memory."""
+    if isinstance(value, torch.Tensor):
+        return value.detach()
+    if isinstance(value, (np.ndarray, np.generic, list, tuple)):
+        array = np.asarray(value) if not isinstance(value, np.ndarray) else value
+        if array.dtype.kind in "biuf":
+            if not array.flags.writeable:
+                array = array.copy()
+            return torch.from_numpy(np.ascontiguousarray(array))
+        what = f"a {type(value).__name__} of {array.dtype}" if array.dtype.kind != "O" else "a ragged or mixed sequence"
+    else:
+        what = type(value).__name__
+    raise XgenError(
+        f"metric '{metric}' got {name} as {what}; pass {METRIC_INPUTS[name]} as a numpy array, a torch tensor "
+        "or a sequence of numbers."
+    )
+
+
 class Metric(Configurable, abc.ABC):
-    """Compares maps or scores with ground truth. `requires` names the inputs it needs."""
+    """Compares maps, scores, codes or features with ground truth. `requires` names the inputs it needs (keys of
+    `METRIC_INPUTS`); `optional` names inputs it uses when given."""
 
     kind: ClassVar[str] = "metric"
     requires: ClassVar[set[str] | frozenset[str]] = frozenset()
+    optional: ClassVar[set[str] | frozenset[str]] = frozenset()
 
     @abc.abstractmethod
-    def compute(
-        self,
-        *,
-        maps: torch.Tensor | None = None,
-        masks: torch.Tensor | None = None,
-        scores: torch.Tensor | None = None,
-        labels: torch.Tensor | None = None,
-    ) -> float:
-        """maps: (N, H, W); masks: (N, H, W) in {0, 1}; scores: (N,); labels: (N,) in {0, 1}, 1 = anomalous."""
+    def compute(self, **inputs: Any) -> float:
+        """The value, from the inputs named in `requires` (and those of `optional` that were given), arrays as torch
+        tensors: maps (N, H, W); masks (N, H, W) in {0, 1}; scores (N,); labels (N,) in {0, 1}, 1 = anomalous;
+        codes (N, D); factors (N, K) int; real (N, F); fake (M, F); model an `xgen.Model`; data an `xgen.Dataset`."""
 
-    def __call__(
-        self,
-        *,
-        maps: torch.Tensor | None = None,
-        masks: torch.Tensor | None = None,
-        scores: torch.Tensor | None = None,
-        labels: torch.Tensor | None = None,
-    ) -> float:
-        """Check that the inputs this metric `requires` are given and agree in shape, then `compute`."""
-        given = {"maps": maps, "masks": masks, "scores": scores, "labels": labels}
-        missing = sorted(name for name in self.requires if given[name] is None)
+    def __call__(self, **inputs: Any) -> float:
+        """Check the inputs (names, types, agreeing shapes), convert arrays to tensors and models and data specs to
+        `xgen.Model` and `xgen.Dataset`, then `compute`."""
+        given = {key: value for key, value in inputs.items() if value is not None}
+        accepted = set(self.requires) | set(self.optional)
+        for key in given:
+            if key not in accepted:
+                hint = "" if key in METRIC_INPUTS else did_you_mean(key, accepted)
+                raise XgenError(f"metric '{self.name}' takes {_and(sorted(accepted))}, not {key}.{hint}")
+        missing = sorted(name for name in self.requires if name not in given)
         if missing:
             raise XgenError(
-                f"metric '{self.name}' needs {' and '.join(missing)}, which were not given; "
-                "choose data that has them or another metric."
+                f"metric '{self.name}' needs {_and(missing)}, which {'was' if len(missing) == 1 else 'were'} not "
+                "given; choose data that has them or another metric."
             )
-        if maps is not None and masks is not None and tuple(maps.shape) != tuple(masks.shape):
-            raise XgenError(
-                f"metric '{self.name}' got maps of shape {tuple(maps.shape)} and masks of shape "
-                f"{tuple(masks.shape)}; they must match, one mask per map at the map's resolution."
-            )
-        if scores is not None and labels is not None and scores.shape[0] != labels.shape[0]:
-            raise XgenError(
-                f"metric '{self.name}' got {scores.shape[0]} scores for {labels.shape[0]} labels; give one per image."
-            )
-        return float(self.compute(maps=maps, masks=masks, scores=scores, labels=labels))
+        converted = {
+            key: as_array_input(self.name, key, value) if key in ARRAY_INPUTS else value for key, value in given.items()
+        }
+        if "model" in converted:
+            from xgen.model import wrap
+
+            converted["model"] = wrap(converted["model"])
+        if isinstance(converted.get("data"), str):
+            from xgen.plugins import open_dataset
+
+            converted["data"] = open_dataset(converted["data"])
+        _check_agreement(self.name, converted)
+        return float(self.compute(**converted))
+
+
+def _and(names: list[str]) -> str:
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
+
+def _check_agreement(metric: str, inputs: dict[str, Any]) -> None:
+    """Raise XgenError where two related array inputs disagree in shape."""
+    for first, second, how, remedy in _AGREEING:
+        a, b = inputs.get(first), inputs.get(second)
+        if a is None or b is None:
+            continue
+        if how == "shape":
+            bad, shown = tuple(a.shape) != tuple(b.shape), (tuple(a.shape), tuple(b.shape))
+            words = f"{first} of shape {shown[0]} and {second} of shape {shown[1]}"
+        elif how == "rows":
+            bad = a.dim() == 0 or b.dim() == 0 or a.shape[0] != b.shape[0]
+            words = f"{_rows(a)} {first} for {_rows(b)} {second}"
+        else:
+            bad = a.dim() != 2 or b.dim() != 2 or a.shape[1] != b.shape[1]
+            words = f"{first} of shape {tuple(a.shape)} and {second} of shape {tuple(b.shape)}"
+        if bad:
+            raise XgenError(f"metric '{metric}' got {words}; they must match: {remedy}.")
+
+
+def _rows(t: torch.Tensor) -> str:
+    return str(t.shape[0]) if t.dim() else "a scalar of"
