@@ -26,7 +26,9 @@ def check_images(x: Any, model: Model | None = None) -> torch.Tensor:
     if isinstance(x, np.ndarray):
         x = torch.from_numpy(x)
     if not isinstance(x, torch.Tensor):
-        raise InputError(f"images must be a torch.Tensor of shape (N, C, H, W), got {type(x).__name__}.")
+        raise InputError(
+            f"images must be a torch tensor or a numpy array of shape (N, C, H, W), got {type(x).__name__}."
+        )
     if x.dim() == 3:
         x = x.unsqueeze(0)
     if x.dim() != 4:

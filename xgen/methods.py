@@ -127,7 +127,10 @@ def as_array_input(metric: str, name: str, value: Any) -> torch.Tensor:
     if isinstance(value, torch.Tensor):
         return value.detach()
     if isinstance(value, (np.ndarray, np.generic, list, tuple)):
-        array = np.asarray(value) if not isinstance(value, np.ndarray) else value
+        try:
+            array = np.asarray(value)
+        except ValueError:
+            array = np.empty(0, dtype=object)
         if array.dtype.kind in "biuf":
             if not array.flags.writeable:
                 array = array.copy()
