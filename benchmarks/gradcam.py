@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 import torch
 from captum.attr import LayerAttribution, LayerGradCam
-from result_runs import cpu_name
+from result_runs import busy_cpu_s, cpu_name
 from torch import nn
 
 import xgen
@@ -224,17 +224,6 @@ def run(args: argparse.Namespace) -> tuple[list[Row], list[Row]]:
         del module, model, main, per_dim
         gc.collect()
     return rows, per_dim_rows
-
-
-def busy_cpu_s() -> float | None:
-    """CPU seconds all processes have spent busy since boot (Linux /proc/stat), or None elsewhere."""
-    try:
-        with open("/proc/stat") as stat:
-            ticks = [int(v) for v in stat.readline().split()[1:]]
-    except (OSError, ValueError):
-        return None
-    idle = ticks[3] + (ticks[4] if len(ticks) > 4 else 0)
-    return (sum(ticks[:8]) - idle) / os.sysconf("SC_CLK_TCK")
 
 
 def own_cpu_s() -> float:

@@ -48,6 +48,17 @@ def machine() -> str:
     )
 
 
+def busy_cpu_s() -> float | None:
+    """CPU seconds all processes have spent busy since boot (Linux /proc/stat), or None elsewhere."""
+    try:
+        with open("/proc/stat") as stat:
+            ticks = [int(v) for v in stat.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    idle = ticks[3] + (ticks[4] if len(ticks) > 4 else 0)
+    return (sum(ticks[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
 def load_runs(path: Path) -> list[dict[str, Any]]:
     """Every complete JSON line of a run log (a line cut short by an interruption is skipped)."""
     if not path.exists():

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 import xgen
@@ -69,13 +70,50 @@ def test_explain_folder_writes_maps_overlays_and_scores(workdir):
     with open(out / "scores.csv") as fh:
         rows = list(csv.DictReader(fh))
     assert [Path(r["file"]).as_posix() for r in rows] == [f"imgs/{s}.png" for s in stems]
-    library = xgen.explain(xgen.load(workdir / "ck.pt"), _load_png(workdir / "imgs" / "d0.png"))
+    model = xgen.load(workdir / "ck.pt")
+    library = xgen.explain(model, _load_png(workdir / "imgs" / "d0.png"))
     np.testing.assert_allclose(np.load(out / "d0.npy"), library.anomaly_map[0].numpy(), atol=1e-6)
+    # vae-gradcam gives no image score, so every file gets the model's default scorer's, and says so.
+    assert {r["source"] for r in rows} == {"scorer recon-error"}
+    x = torch.cat([_load_png(workdir / r["file"]) for r in rows])
+    np.testing.assert_allclose([float(r["score"]) for r in rows], xgen.score(model, x).numpy(), rtol=1e-5)
+    assert "scores in maps/scores.csv (from scorer recon-error)" in result.stdout
+
+
+def test_scorer_option_and_explainer_scores_name_their_source(workdir):
+    model = xgen.load(workdir / "ck.pt")
+    scorer = "recon-error:error=absolute"
+    chosen = run("explain", "--model", "ck.pt", "imgs", "--out", "s1", "--scorer", scorer, cwd=workdir)
+    assert chosen.returncode == 0, chosen.stderr
+    with open(workdir / "s1" / "scores.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    assert {r["source"] for r in rows} == {"scorer recon-error:error=absolute"}
+    x = torch.cat([_load_png(workdir / r["file"]) for r in rows])
+    expected = xgen.score(model, x, "recon-error", error="absolute").numpy()
+    np.testing.assert_allclose([float(r["score"]) for r in rows], expected, rtol=1e-5)
+    own = run("explain", "--model", "ck.pt", "imgs", "--out", "s2", "--plugin", "recon-error", cwd=workdir)
+    assert own.returncode == 0, own.stderr
+    with open(workdir / "s2" / "scores.csv") as fh:
+        assert {r["source"] for r in csv.DictReader(fh)} == {"explainer recon-error"}
+    assert "(from explainer recon-error)" in own.stdout
+
+
+def test_outputs_choose_what_is_written_and_a_rerun_adds_the_rest(workdir):
+    maps_only = run("explain", "--model", "ck.pt", "imgs", "--out", "o", "--outputs", "npy", cwd=workdir)
+    assert maps_only.returncode == 0, maps_only.stderr
+    out = workdir / "o"
+    assert len(list(out.rglob("*.npy"))) == 6 and not list(out.rglob("*.png")) and not (out / "scores.csv").exists()
+    assert "maps in o/." in maps_only.stdout and "scores" not in maps_only.stdout
+    same = run("explain", "--model", "ck.pt", "imgs", "--out", "o", "--outputs", "npy", cwd=workdir)
+    assert "Explained 0 images, 6 were already done" in same.stdout
+    everything = run("explain", "--model", "ck.pt", "imgs", "--out", "o", cwd=workdir)
+    assert "Explained 6 images" in everything.stdout, "pngs and scores were missing"
+    assert len(list(out.rglob("*.png"))) == 6
+    with open(out / "scores.csv") as fh:
+        assert all(r["score"] for r in csv.DictReader(fh))
 
 
 def _load_png(path: Path):
-    import torch
-
     with Image.open(path) as image:
         return torch.from_numpy(np.asarray(image, dtype=np.float32) / 255.0)[None, None]
 
@@ -139,6 +177,9 @@ def test_resize_only_when_asked(workdir, tmp_path):
         (["--model", "ck.pt", "--data", "digits:nrmal=1"], "Did you mean 'normal'?"),
         (["--model", "ck.pt", "--out", "rgb.png", "imgs"], "cannot write to rgb.png"),
         (["--model", "ck.pt", "nowhere"], "does not exist"),
+        (["--model", "ck.pt", "--scorer", "recon-eror", "imgs"], "Did you mean 'recon-error'?"),
+        (["--model", "ck.pt", "--scorer", "recon-error:eror=absolute", "imgs"], "Did you mean 'error'?"),
+        (["--model", "ck.pt", "--outputs", "npy,pdf", "imgs"], "--outputs takes a comma-separated list"),
     ],
 )
 def test_bad_input_exits_2_with_one_sentence_and_writes_nothing(workdir, tmp_path, args, expected):

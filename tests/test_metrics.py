@@ -42,11 +42,16 @@ def metrics_registry():
         yield registry
 
 
-@pytest.fixture(params=["sort", "radix"])
+@pytest.fixture(params=["sort", "radix", "ranged"])
 def path(request, monkeypatch):
-    """Run a test through the sorting path and through the radix-histogram path."""
-    if request.param == "radix":
+    """Run a test through the small-input sort, the radix-histogram path, and the ranged sorting path of nearly
+    continuous maps (with small ranges and chunks, so values cross range and chunk boundaries)."""
+    if request.param != "sort":
         monkeypatch.setattr(_counts, "SMALL", 0)
+        monkeypatch.setattr(_counts, "few_values", lambda x: request.param == "radix")
+    if request.param == "ranged":
+        monkeypatch.setattr(_counts, "RANGE_SHARE", 0.2)
+        monkeypatch.setattr(_counts, "_CHUNK", 97)
     return request.param
 
 
@@ -98,6 +103,7 @@ def test_pixel_auroc_equals_sklearn(kind, path):
 def test_pixel_auroc_when_too_many_buckets_are_mixed(kind, monkeypatch):
     monkeypatch.setattr(_counts, "SMALL", 0)
     monkeypatch.setattr(_counts, "_LIMIT", 256)
+    monkeypatch.setattr(_counts, "few_values", lambda x: True)
     maps, masks = _data(kind, shape=(4, 64, 64))
     expected = skm.roc_auc_score(masks.numpy().ravel(), maps.numpy().ravel())
     assert xgen.metric("pixel-auroc")(maps=maps, masks=masks) == pytest.approx(expected, abs=1e-9)
@@ -140,6 +146,93 @@ def test_auroc_is_exact_on_arbitrary_float32(values, data, radix):
         _counts.SMALL = old
     got = xgen_plugins.metrics.roc.auroc_from_segments(pos, neg)
     assert got == pytest.approx(skm.roc_auc_score(positive, values.astype(np.float64)), abs=1e-9)
+
+
+def _ranked(values: np.ndarray) -> np.ndarray:
+    """Dense ranks of float values (-0.0 equal to 0.0, infinities allowed): what scikit-learn can score."""
+    return np.unique(values.astype(np.float64) + 0.0, return_inverse=True)[1].astype(np.float64)
+
+
+def _brute_twice_u(values: np.ndarray, positive: np.ndarray) -> int:
+    """2 U by comparing every positive with every negative."""
+    p, n = values[positive].astype(np.float64)[:, None], values[~positive].astype(np.float64)[None, :]
+    return int(2 * np.count_nonzero(p > n) + np.count_nonzero(p == n))
+
+
+@pytest.mark.parametrize("ties", [False, True])
+@pytest.mark.parametrize("share", [1.0, 0.5, 0.05])
+def test_twice_u_on_near_continuous_maps_equals_sklearn_and_brute_force(ties, share, monkeypatch):
+    monkeypatch.setattr(_counts, "SMALL", 0)
+    monkeypatch.setattr(_counts, "RANGE_SHARE", share)
+    monkeypatch.setattr(_counts, "_CHUNK", 1000)
+    rng = np.random.default_rng(11)
+    maps = (rng.standard_normal(6000) * 3).astype(np.float32)
+    if ties:
+        maps[rng.random(maps.size) < 0.3] = np.float32(0.5)
+        maps = np.where(rng.random(maps.size) < 0.1, np.round(maps), maps).astype(np.float32)
+    maps[:6] = [0.0, -0.0, np.inf, -np.inf, -0.0, np.inf]
+    positive = rng.random(maps.size) < 0.2 + 0.5 * (maps > 1)
+    twice_u, n_pos, n_neg = _counts.twice_u(maps, positive)
+    assert (n_pos, n_neg) == (positive.sum(), (~positive).sum())
+    assert twice_u == _brute_twice_u(maps, positive)
+    assert twice_u / (2 * n_pos * n_neg) == pytest.approx(skm.roc_auc_score(positive, _ranked(maps)), abs=1e-12)
+    pos, neg = _counts.segments(maps, positive)
+    assert xgen_plugins.metrics.roc.auroc_from_segments(pos, neg) == twice_u / (2 * n_pos * n_neg)
+
+
+@pytest.mark.filterwarnings("ignore:invalid value encountered in reduce")
+@settings(max_examples=80, deadline=None)
+@given(
+    values=hnp.arrays(
+        np.float32,
+        st.integers(2, 400),
+        elements=st.one_of(
+            st.sampled_from([0.0, -0.0, 1.0, -1.0, 0.5, np.inf, -np.inf]),
+            st.floats(allow_nan=False, width=32),
+        ),
+    ),
+    data=st.data(),
+    share=st.sampled_from([1.0, 0.3, 0.01]),
+    chunk=st.integers(1, 64),
+)
+def test_ranged_path_is_exact_on_arbitrary_float32(values, data, share, chunk):
+    positive = data.draw(hnp.arrays(np.bool_, values.shape))
+    if positive.all() or not positive.any():
+        positive[0] = not positive[0]
+    saved = _counts.SMALL, _counts.RANGE_SHARE, _counts._CHUNK, _counts.FEW_VALUES
+    _counts.SMALL, _counts.RANGE_SHARE, _counts._CHUNK, _counts.FEW_VALUES = 0, share, chunk, 0
+    try:
+        twice_u, _, _ = _counts.twice_u(values, positive)
+        pos, neg = _counts.segments(values, positive, weights=np.arange(1.0, positive.sum() + 1))
+    finally:
+        _counts.SMALL, _counts.RANGE_SHARE, _counts._CHUNK, _counts.FEW_VALUES = saved
+    assert twice_u == _brute_twice_u(values, positive)
+    # Weighted segments: the weighted 2 U they give equals the brute-force one (integer weights: exact in float64).
+    weights = np.arange(1.0, positive.sum() + 1)
+    p, n = values[positive].astype(np.float64)[:, None], values[~positive].astype(np.float64)[None, :]
+    brute = float(weights @ (2 * np.count_nonzero(p > n, axis=1) + np.count_nonzero(p == n, axis=1)))
+    assert float(np.dot(pos, 2 * (np.cumsum(neg) - neg) + neg)) == brute
+    assert neg.sum() == (~positive).sum()
+
+
+def test_keys_are_order_preserving():
+    special = np.array([-np.inf, -3.4e38, -1.0, -1e-45, -0.0, 0.0, 1e-45, 1.17e-38, 1.0, 3.4e38, np.inf], np.float32)
+    keys = _counts.keys32(special).astype(np.int64)
+    assert np.all(np.diff(keys)[[0, 1, 2, 3, 5, 6, 7, 8, 9]] > 0) and keys[4] == keys[5]
+
+
+def test_maps_with_many_values_take_the_ranged_path_in_bounded_memory(monkeypatch):
+    monkeypatch.setattr(_counts, "SMALL", 0)
+    rng = np.random.default_rng(5)
+    maps = rng.random(1 << 18).astype(np.float32)
+    positive = rng.random(maps.size) < maps * 0.3
+    assert not _counts.few_values(maps) and _counts.few_values(np.round(maps * 60))
+    gathered = []
+    real = _counts._gather
+    monkeypatch.setattr(_counts, "_gather", lambda *a: gathered.append(real(*a)) or gathered[-1])
+    twice_u, n_pos, n_neg = _counts.twice_u(maps, positive)
+    assert twice_u / (2 * n_pos * n_neg) == pytest.approx(skm.roc_auc_score(positive, maps), abs=1e-12)
+    assert len(gathered) >= 2 and max(p.nbytes + n.nbytes for p, n, _ in gathered) <= 0.6 * maps.nbytes
 
 
 def test_float64_maps_exact_or_not():
@@ -227,6 +320,7 @@ def test_pixel_aupro_equals_brute_force(seed, max_fpr, ulps, path):
 def test_pixel_aupro_when_too_many_buckets_are_mixed(monkeypatch):
     monkeypatch.setattr(_counts, "SMALL", 0)
     monkeypatch.setattr(_counts, "_LIMIT", 256)
+    monkeypatch.setattr(_counts, "few_values", lambda x: True)
     masks = _blobs(7)
     maps = np.random.default_rng(7).random(masks.shape).astype(np.float32) + masks * 0.3
     got = xgen.metric("pixel-aupro")(maps=torch.from_numpy(maps), masks=torch.from_numpy(masks))

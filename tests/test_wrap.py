@@ -348,7 +348,9 @@ BAD_INPUTS = [
     pytest.param(
         lambda: torch.rand(1, 1, 1, 16, 16), r"must have shape \(N, C, H, W\), got \(1, 1, 1, 16, 16\)", id="5d"
     ),
-    pytest.param(lambda: [[0.5]], r"must be a torch\.Tensor of shape \(N, C, H, W\), got list", id="list"),
+    pytest.param(
+        lambda: [[0.5]], r"must be a torch tensor or a numpy array of shape \(N, C, H, W\), got list", id="list"
+    ),
     pytest.param(
         lambda: (images(2) * 255).to(torch.uint8),
         r"images are torch\.uint8; pass floats in \[0, 1\] \(for 8-bit images: x\.float\(\) / 255\)",

@@ -4,23 +4,51 @@ import xgen
 model = xgen.load("ckpt.pt")                     # or xgen.wrap(module, encode=..., decode=...)
 exp = xgen.explain(model, x, plugin="vae-gradcam")
 exp.anomaly_map                                   # (N, H, W) float32
+
+Importing xgen is cheap: the names below that need torch are imported on first use (PEP 562), so `xgen --help` and
+plugins that only declare hooks start in a fraction of a second.
 """
 
-from xgen import gradients, images
-from xgen.api import explain, list_plugins, metric, score
-from xgen.architecture import Architecture
-from xgen.checkpoint import load, save
-from xgen.data import Dataset, ImageSet
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from xgen.errors import CheckpointError, InputError, PluginError, WrapError, XgenError
-from xgen.evaluation import Evaluation, evaluate
 from xgen.hookspecs import hookimpl
-from xgen.methods import Explainer, Explanation, Metric, Scorer
-from xgen.model import Latent, Model, wrap
-from xgen.plugins import open_dataset as dataset
-from xgen.training import train
 
 __version__ = "0.1.0"
 
+# Public name -> (module, attribute in it, or None for the module itself). A new public name is one line here.
+_LAZY: dict[str, tuple[str, str | None]] = {
+    "Architecture": ("xgen.architecture", "Architecture"),
+    "Dataset": ("xgen.data", "Dataset"),
+    "Evaluation": ("xgen.evaluation", "Evaluation"),
+    "Explainer": ("xgen.methods", "Explainer"),
+    "Explanation": ("xgen.methods", "Explanation"),
+    "Factors": ("xgen.data", "Factors"),
+    "ImageSet": ("xgen.data", "ImageSet"),
+    "Latent": ("xgen.model", "Latent"),
+    "Metric": ("xgen.methods", "Metric"),
+    "Model": ("xgen.model", "Model"),
+    "Scorer": ("xgen.methods", "Scorer"),
+    "dataset": ("xgen.plugins", "open_dataset"),
+    "evaluate": ("xgen.evaluation", "evaluate"),
+    "explain": ("xgen.api", "explain"),
+    "features": ("xgen.features", None),
+    "fit_scorer": ("xgen.api", "fit_scorer"),
+    "gradients": ("xgen.gradients", None),
+    "images": ("xgen.images", None),
+    "list_plugins": ("xgen.api", "list_plugins"),
+    "load": ("xgen.checkpoint", "load"),
+    "metric": ("xgen.api", "metric"),
+    "save": ("xgen.checkpoint", "save"),
+    "score": ("xgen.api", "score"),
+    "train": ("xgen.training", "train"),
+    "wrap": ("xgen.model", "wrap"),
+}
+
+# Every public name: the eager ones above and those of _LAZY.
 __all__ = [
     "Architecture",
     "CheckpointError",
@@ -28,6 +56,7 @@ __all__ = [
     "Evaluation",
     "Explainer",
     "Explanation",
+    "Factors",
     "ImageSet",
     "InputError",
     "Latent",
@@ -41,6 +70,8 @@ __all__ = [
     "dataset",
     "evaluate",
     "explain",
+    "features",
+    "fit_scorer",
     "gradients",
     "hookimpl",
     "images",
@@ -52,3 +83,33 @@ __all__ = [
     "train",
     "wrap",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """Import a public name on first use and keep it, so later look-ups are plain attribute reads."""
+    try:
+        module, attribute = _LAZY[name]
+    except KeyError:
+        raise AttributeError(f"module 'xgen' has no attribute '{name}'") from None
+    value = importlib.import_module(module)
+    if attribute is not None:
+        value = getattr(value, attribute)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
+
+
+if TYPE_CHECKING:
+    from xgen import features, gradients, images
+    from xgen.api import explain, fit_scorer, list_plugins, metric, score
+    from xgen.architecture import Architecture
+    from xgen.checkpoint import load, save
+    from xgen.data import Dataset, Factors, ImageSet
+    from xgen.evaluation import Evaluation, evaluate
+    from xgen.methods import Explainer, Explanation, Metric, Scorer
+    from xgen.model import Latent, Model, wrap
+    from xgen.plugins import open_dataset as dataset
+    from xgen.training import train

@@ -1,4 +1,5 @@
-"""The library calls (`explain`, `score`, `metric`, `list_plugins`) with the input checks every plugin relies on."""
+"""The library calls (`explain`, `score`, `fit_scorer`, `metric`, `list_plugins`) with the input checks every plugin
+relies on."""
 
 from __future__ import annotations
 
@@ -11,10 +12,11 @@ import numpy as np
 import torch
 from torch import nn
 
+from xgen.data import Dataset, ImageSet, parse_spec
 from xgen.errors import InputError, XgenError
-from xgen.methods import Explanation, Metric
+from xgen.methods import STATE_VALUES, Explanation, Metric, Scorer
 from xgen.model import Model, wrap
-from xgen.plugins import PluginInfo, get_registry, lookup
+from xgen.plugins import PluginInfo, get_registry, lookup, open_dataset
 
 
 def shape_text(shape: tuple[int, ...]) -> str:
@@ -102,14 +104,15 @@ def explain(model: Model | nn.Module, x: Any, plugin: str | None = None, **optio
 
 def score(model: Model | nn.Module, x: Any, plugin: str | None = None, **options: Any) -> torch.Tensor:
     """Image-level anomaly scores (N,) float32 of images x: (N, C, H, W) in [0, 1], higher = more anomalous, from
-    scorer `plugin` (default: the model's own), with the same checks as `explain`."""
+    scorer `plugin` (default: the model's own), with the same checks as `explain`. A scorer that learns uses the state
+    `fit_scorer` kept in the model, and is refused before any work when there is none."""
     model = wrap(model)
     name = plugin or model.default_scorer
     if name is None:
         raise XgenError("this model names no default scorer; pass plugin=... (xgen.list_plugins() shows the choices).")
-    scorer_cls = lookup("scorer", name)
-    scorer = scorer_cls(**options)
-    model.check_requires(scorer_cls.requires, f"scorer '{name}'")
+    scorer = _scorer(model, name, options)
+    if scorer.learns():
+        scorer.fitted(model)
     x = check_images(x, model)
     with evaluation_mode(model):
         result = scorer.score(model, x)
@@ -117,6 +120,73 @@ def score(model: Model | nn.Module, x: Any, plugin: str | None = None, **options
         shape = tuple(getattr(result, "shape", ()))
         raise XgenError(f"scorer '{name}' returned {type(result).__name__} {shape}, expected {x.shape[0]} scores.")
     return result.detach().float().reshape(-1)
+
+
+def parse_scorer(spec: str) -> tuple[str, dict[str, Any]]:
+    """A scorer spec "NAME" or "NAME:key=value,..." (the syntax of data and metric specs) as (name, options)."""
+    name, options, bare = parse_spec(spec)
+    if bare is not None:
+        raise XgenError(f"scorer spec '{spec}' has a value without a key; write NAME:key=value.")
+    return name, options
+
+
+def _scorer(model: Model, name: str, options: dict[str, Any]) -> Scorer:
+    """Scorer `name` built with `options` and checked against `model`, before any work."""
+    scorer_cls = lookup("scorer", name)
+    scorer = scorer_cls(**options)
+    model.check_requires(scorer_cls.requires, f"scorer '{name}'")
+    scorer.check_model(model)
+    return scorer
+
+
+def _normal_images(data: Any) -> tuple[Any, str]:
+    """The normal images of `data` (a spec, an xgen.Dataset: its training split; an ImageSet; or an image tensor),
+    those labelled anomalous left out, and a phrase saying where they came from."""
+    if isinstance(data, str):
+        data = open_dataset(data)
+    if isinstance(data, Dataset):
+        source, data = f"the training split of {data.spec()}", data.train()
+    elif isinstance(data, ImageSet):
+        source = "the images given"
+    else:
+        return data, "the images given"
+    if data.labels is not None:
+        data = data.subset(data.labels == 0)
+    if len(data) == 0:
+        raise InputError(f"{source} holds no normal images to fit on; pass data with normal training images.")
+    return data.images, source
+
+
+def fit_scorer(model: Model | nn.Module, data: Any, plugin: str, **options: Any) -> Model:
+    """Fit scorer `plugin` (one that learns, such as `embedding-lof`) on normal images and keep what it learned in
+    the model, which is returned (the same object when an `xgen.Model` is given): `xgen.score` then uses it, and
+    `xgen.save` writes it.
+
+    data: a data spec or an `xgen.Dataset` (its training split is used), an `xgen.ImageSet`, or images
+    (N, C, H, W) in [0, 1]; images labelled anomalous are left out. Never pass test images.
+    """
+    model = wrap(model)
+    scorer = _scorer(model, plugin, options)
+    if not scorer.learns():
+        raise XgenError(f"scorer '{plugin}' learns nothing from images, so it needs no fitting; call xgen.score.")
+    images, source = _normal_images(data)
+    x = check_images(images, model)
+    with evaluation_mode(model):
+        state = scorer.fit(model, x)
+    if not isinstance(state, dict) or not all(
+        isinstance(k, str) and isinstance(v, STATE_VALUES) for k, v in state.items()
+    ):
+        raise XgenError(
+            f"scorer '{plugin}' fit returned {type(state).__name__}, not a dict of tensors, numbers and strings; "
+            "return only those, so the checkpoint stays loadable with weights_only=True."
+        )
+    model.metadata.setdefault("fitted_scorers", {})[scorer.key] = {
+        "scorer": scorer.name,
+        "options": scorer.config(),
+        "state": {k: v.detach().cpu().contiguous() if isinstance(v, torch.Tensor) else v for k, v in state.items()},
+        "fitted_on": f"{x.shape[0]} images of {source}",
+    }
+    return model
 
 
 def metric(name: str, **options: Any) -> Metric:

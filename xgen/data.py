@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import abc
+import math
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -92,6 +93,49 @@ class Dataset(Configurable, abc.ABC):
         if not shown:
             return self.name
         return self.name + ":" + ",".join(str(v) if k == self.positional else f"{k}={v}" for k, v in shown.items())
+
+
+class Factors(abc.ABC):
+    """A dataset generated from discrete ground-truth factors that it can enumerate and render.
+
+    Mix it into a `Dataset` (`class DSprites(xgen.Dataset, xgen.Factors)`) so that metrics which must draw images
+    with chosen factors (the FactorVAE score, Chen et al.'s MIG) can use it. Factor k takes the indices
+    0 .. factor_sizes[k] - 1; only factors that vary are listed (dSprites' single color is left out, as in
+    disentanglement_lib). The grid of all combinations is numbered with the last factor varying fastest.
+    """
+
+    factor_names: ClassVar[tuple[str, ...]]
+    factor_sizes: ClassVar[tuple[int, ...]]
+
+    @abc.abstractmethod
+    def render_factors(self, factors: torch.Tensor) -> torch.Tensor:
+        """factors: (N, K) int64 indices -> images (N, C, H, W) float32 in [0, 1]."""
+
+    @abc.abstractmethod
+    def split_factors(self, split: ImageSet) -> torch.Tensor:
+        """The factors (N, K) int64 of a split's images (an ImageSet from this dataset's `train` or `test`)."""
+
+    @property
+    def factor_count(self) -> int:
+        """The number of factor combinations, i.e. of grid cells (737,280 for dSprites)."""
+        return math.prod(self.factor_sizes)
+
+    def grid_factors(self, index: torch.Tensor) -> torch.Tensor:
+        """The factors (N, K) int64 of grid positions index: (N,) in [0, factor_count), last factor fastest."""
+        index = torch.as_tensor(index, dtype=torch.int64).reshape(-1)
+        if index.numel() and (int(index.min()) < 0 or int(index.max()) >= self.factor_count):
+            raise XgenError(
+                f"grid positions must lie in [0, {self.factor_count}); got {int(index.min())}-{int(index.max())}."
+            )
+        sizes = torch.tensor(self.factor_sizes, dtype=torch.int64)
+        bases = torch.tensor([math.prod(self.factor_sizes[k + 1 :]) for k in range(len(sizes))], dtype=torch.int64)
+        return index.unsqueeze(1) // bases % sizes
+
+    def sample_factors(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """n factor rows (n, K) int64, each factor drawn uniformly and independently (disentanglement_lib's
+        `sample_factors`)."""
+        sizes = torch.tensor(self.factor_sizes, dtype=torch.float64)
+        return (torch.rand(n, len(sizes), generator=generator, dtype=torch.float64) * sizes).long()
 
 
 def parse_spec(spec: str) -> tuple[str, dict[str, Any], str | None]:

@@ -15,10 +15,11 @@ from typing import Any, Literal
 
 import torch
 
-from xgen.api import explain, score, shape_text
-from xgen.data import Dataset, ImageSet, parse_spec
+from xgen.api import evaluation_mode, explain, fit_scorer, parse_scorer, score, shape_text
+from xgen.data import Dataset, Factors, ImageSet, parse_spec
 from xgen.errors import XgenError
-from xgen.methods import Metric
+from xgen.features import Extractor, open_extractor
+from xgen.methods import Metric, Scorer
 from xgen.model import Model, wrap
 from xgen.plugins import get_registry, lookup, open_dataset
 from xgen.progress import progress_bar
@@ -26,6 +27,12 @@ from xgen.progress import progress_bar
 Normalization = Literal["per-image", "normal-stats", "none"]
 NORMALIZATIONS: tuple[str, ...] = ("per-image", "normal-stats", "none")
 FLAT = 1e-12
+#: The inputs computed from features of real and generated images, and how to get them.
+GENERATED_INPUTS = ("real", "fake")
+#: The inputs that need a dataset with ground-truth factors (and, for codes, a model that encodes).
+FACTOR_INPUTS = ("codes", "factors", "data")
+FACTORS_REMEDY = "choose data with ground-truth factors (dsprites) and a model that encodes"
+FEATURES_REMEDY = "pass --features SPEC (inception:PATH, or an xgen checkpoint whose encoder mean serves as features)"
 
 
 @dataclass
@@ -61,6 +68,7 @@ class Evaluation:
     seed: int
     seconds: float
     warnings: list[str] = field(default_factory=list)
+    generation: dict[str, Any] | None = None
 
     def __getitem__(self, spec: str) -> float:
         """The value of the metric asked as `spec`."""
@@ -96,6 +104,7 @@ class Evaluation:
                 }
                 for r in self.metrics
             },
+            **({"generation": self.generation} if self.generation else {}),
             "warnings": self.warnings,
             "seconds": round(self.seconds, 3),
         }
@@ -119,6 +128,16 @@ def _parse_metrics(specs: Sequence[str] | None) -> list[_Asked] | None:
             raise XgenError(f"metric spec '{spec}' has a value without a key; write NAME:key=value.")
         asked.append(_Asked(spec, name, options, lookup("metric", name)(**options)))
     return asked
+
+
+def _check_scorer(model: Model, spec: str) -> Scorer | None:
+    """Check scorer `spec` against `model` before any work; the scorer when it learns and was never fitted on the
+    model with these options, else None."""
+    name, options = parse_scorer(spec)
+    scorer = lookup("scorer", name)(**options)
+    model.check_requires(scorer.requires, f"scorer '{name}'")
+    scorer.check_model(model)
+    return scorer if scorer.learns() and not scorer.is_fitted(model) else None
 
 
 def _inputs_available(test: ImageSet, have_scores: bool) -> dict[str, str | None]:
@@ -147,29 +166,52 @@ def _inputs_available(test: ImageSet, have_scores: bool) -> dict[str, str | None
     return why
 
 
+def _factor_inputs(model: Model, dataset: Dataset) -> dict[str, str | None]:
+    """For `model`, `data`, `codes` and `factors`, None when available, else the reason (said of the data)."""
+    why: dict[str, str | None] = {"model": None}
+    why["data"] = None if isinstance(dataset, Factors) else "has no ground-truth factors"
+    encodes = "encode" in model.capabilities
+    why["codes"] = why["factors"] = why["data"] or (
+        None if encodes else "is evaluated with a model that does not encode"
+    )
+    return why
+
+
+def _supported(metric_cls: type[Metric], why: dict[str, str | None]) -> bool:
+    return all(why.get(need, "") is None for need in metric_cls.requires)
+
+
 def _choose_metrics(asked: list[_Asked] | None, why: dict[str, str | None], data: str) -> list[_Asked]:
-    """The metrics asked for, each checked against what the data supports; or every metric it supports."""
+    """The metrics asked for, each checked against what the data supports; or every metric it supports that is
+    computed by default."""
     if asked is None:
         chosen = []
         for info in get_registry().list():
             if info.kind != "metric":
                 continue
             metric_cls = lookup("metric", info.name)
-            if all(why[need] is None for need in metric_cls.requires):
+            if metric_cls.by_default and _supported(metric_cls, why):
                 chosen.append(_Asked(info.name, info.name, {}, metric_cls()))
         if not chosen:
-            raise XgenError(f"no metric can be computed: {data} {'; '.join(filter(None, why.values()))}.")
+            raise XgenError(
+                f"no metric can be computed: {data} {'; '.join(dict.fromkeys(filter(None, why.values())))}."
+            )
         return chosen
     for item in asked:
         for need in sorted(item.metric.requires):
-            if why[need] is not None:
+            if why.get(need, f"gives no {need}") is not None:
                 remedy = (
                     "pass --scorer NAME (xgen plugins lists the scorers)"
                     if need == "scores"
+                    else FEATURES_REMEDY
+                    if need in GENERATED_INPUTS
+                    else FACTORS_REMEDY
+                    if need in FACTOR_INPUTS
                     else "choose data that has them (textures:brick and mvtec:PATH have masks and labels)"
                 )
                 raise XgenError(
-                    f"metric '{item.spec}' needs {need}, but {data} {why[need]}; drop the metric or {remedy}."
+                    f"metric '{item.spec}' needs {need}, but {data} {why.get(need, f'gives no {need}')}; drop the "
+                    f"metric or {remedy}."
                 )
     return asked
 
@@ -189,16 +231,66 @@ def _explain_all(
     return torch.cat(maps), (torch.cat(scores) if len(scores) == len(maps) else None)
 
 
+def _note_skipped(available: dict[str, str | None], warnings: list[str]) -> None:
+    """Name the metrics this evaluation could compute but leaves out by default (they sample the model at length)."""
+    skipped = []
+    for info in get_registry().list():
+        if info.kind == "metric" and not info.obj.by_default and _supported(info.obj, available):
+            skipped.append(info.name)
+    if skipped:
+        asks = " ".join(f"--metric {name}" for name in skipped)
+        warnings.append(
+            f"{', '.join(skipped)} {'is' if len(skipped) == 1 else 'are'} left out by default because "
+            f"{'it samples' if len(skipped) == 1 else 'they sample'} the model over the whole dataset (minutes to "
+            f"hours on a CPU); ask with {asks}"
+        )
+
+
+def _codes(model: Model, images: torch.Tensor, batch_size: int, bar: Any) -> torch.Tensor:
+    """The latent means (N, D), flattened, of images (N, C, H, W), batch by batch in eval mode."""
+    task = bar.add_task("encoding test images", total=len(images), status="")
+    codes = []
+    with evaluation_mode(model), torch.no_grad():
+        for x in images.split(batch_size):
+            codes.append(model.encode(x.to(model.device)).mean.flatten(1).cpu())
+            bar.advance(task, len(x))
+    return torch.cat(codes)
+
+
+def _generated_inputs(extractor: Extractor | None) -> dict[str, str | None]:
+    """For `real` and `fake`, None when features were asked for (the model then generates), else the reason."""
+    reason = None if extractor is not None else "gets no features without --features"
+    return dict.fromkeys(GENERATED_INPUTS, reason)
+
+
+def _generated_features(
+    model: Model, images: torch.Tensor, extractor: Extractor, samples: int, batch_size: int, seed: int, bar: Any
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Features (N, F) of the test images (N, C, H, W) and (samples, F) of as many images generated from the
+    model's prior with a generator seeded by `seed`; generated images are extracted batch by batch, never kept."""
+    real = extractor(images, batch_size, bar, "features of test images")
+    generator = torch.Generator().manual_seed(seed)
+    task = bar.add_task("generating images and their features", total=samples, status="")
+    fake = []
+    with torch.no_grad():
+        for start in range(0, samples, batch_size):
+            count = min(batch_size, samples - start)
+            fake.append(extractor(model.generate(count, generator), batch_size))
+            bar.advance(task, count)
+    return real, torch.cat(fake)
+
+
 def _image_scores(
     model: Model, images: torch.Tensor, maps: torch.Tensor, given: torch.Tensor | None, how: str, batch_size: int
 ) -> torch.Tensor:
-    """Scores (N,) of images (N, C, H, W) by `how`: "explainer" (given), "map max", or a scorer's name."""
+    """Scores (N,) of images (N, C, H, W) by `how`: "explainer" (given), "map max", or a scorer spec."""
     if how == "explainer":
         assert given is not None
         return given
     if how == "map max":
         return maps.flatten(1).amax(dim=1)
-    return torch.cat([score(model, x, how).cpu() for x in images.split(batch_size)])
+    scorer, scorer_options = parse_scorer(how)
+    return torch.cat([score(model, x, scorer, **scorer_options).cpu() for x in images.split(batch_size)])
 
 
 def _min_max(values: torch.Tensor, low: float, high: float) -> torch.Tensor:
@@ -257,15 +349,25 @@ def evaluate(
     batch_size: int = 64,
     seed: int = 0,
     progress: bool = False,
+    features: str | None = None,
+    samples: int = 1000,
 ) -> Evaluation:
     """Explain the test split of `data` with `plugin` (default: the model's explainer) and compute `metrics`
     (specs like `iou:threshold=0.3`; default: every metric the data supports).
 
-    Image scores come from `scorer` if given, else the explainer's scores, else the model's default scorer, else
-    the maximum of each raw map. `normalize` says how maps (and scores) are brought to a common scale before the
-    metrics see them: `per-image` min-max normalises each map (scores: min-max over the test set); `normal-stats`
-    uses the minimum and maximum over `validation_images` images of the training split (defect-free under the
-    one-class protocol), so normal maps span [0, 1] and anomalies may exceed 1; `none` leaves both as given.
+    Image scores come from `scorer` (a spec, `embedding-lof:tap=mean`) if given, else the explainer's scores, else
+    the model's default scorer, else the maximum of each raw map. A scorer that learns and was never fitted on the
+    model with those options is first fitted on the training split of `data` (never the test split), kept in the
+    model's metadata, and a warning says so.
+
+    `normalize` says how maps (and scores) are brought to a common scale before the metrics see them: `per-image`
+    min-max normalises each map (scores: min-max over the test set); `normal-stats` uses the minimum and maximum over
+    `validation_images` images of the training split (defect-free under the one-class protocol), so normal maps span
+    [0, 1] and anomalies may exceed 1; `none` leaves both as given.
+
+    `features` (`inception:PATH` or a checkpoint whose encoder mean is used; see `xgen.features`) makes the generator
+    metrics (fid, precision, recall) available, and chosen by default: they compare the features of the test split
+    with those of `samples` images the model generates from its prior (seeded by `seed`).
     """
     started = time.perf_counter()
     if normalize not in NORMALIZATIONS:
@@ -282,9 +384,14 @@ def evaluate(
     explainer_cls = lookup("explainer", name)
     explainer_cls(**options)
     model.check_requires(explainer_cls.requires, f"explainer '{name}'")
-    if scorer is not None:
-        model.check_requires(lookup("scorer", scorer).requires, f"scorer '{scorer}'")
+    unfitted = _check_scorer(model, scorer) if scorer is not None else None
     asked = _parse_metrics(metrics)
+    extractor = None
+    if features is not None:
+        if samples < 2:
+            raise XgenError(f"samples must be at least 2 (fid needs a covariance), got {samples}; use thousands.")
+        model.check_requires({"generate"}, "features= (images generated for fid, precision and recall)")
+        extractor = open_extractor(features, model.device)
     test = dataset.test()
     warnings: list[str] = []
     training = model.metadata.get("training", {})
@@ -301,7 +408,20 @@ def evaluate(
             "evaluate it on data of that size (many datasets take a size= option)."
         )
     if asked is not None:
-        _choose_metrics(asked, _inputs_available(test, have_scores=True), spec)
+        available = {
+            **_inputs_available(test, have_scores=True),
+            **_generated_inputs(extractor),
+            **_factor_inputs(model, dataset),
+        }
+        _choose_metrics(asked, available, spec)
+
+    if unfitted is not None:
+        fit_scorer(model, dataset, unfitted.name, **unfitted.config())
+        warnings.append(
+            f"scorer {scorer} was not fitted on this model, so it was fitted on "
+            f"{model.metadata['fitted_scorers'][unfitted.key]['fitted_on']} first; xgen fit-scorer keeps a fit in "
+            "the checkpoint"
+        )
 
     torch.manual_seed(seed)
     with progress_bar(progress) as bar:
@@ -315,7 +435,29 @@ def evaluate(
                 f"{name} gives no image scores and its maps all have the same maximum, so image metrics are left "
                 "out; pass --scorer NAME (xgen plugins lists the scorers)"
             )
-        chosen = _choose_metrics(asked, _inputs_available(test, scores is not None), spec)
+        available = {
+            **_inputs_available(test, scores is not None),
+            **_generated_inputs(extractor),
+            **_factor_inputs(model, dataset),
+        }
+        chosen = _choose_metrics(asked, available, spec)
+        if asked is None:
+            _note_skipped(available, warnings)
+        codes = factors = None
+        if any({"codes", "factors"} & set(item.metric.requires) for item in chosen):
+            codes = _codes(model, test.images, batch_size, bar)
+            factors = dataset.split_factors(test)
+        real = fake = generation = None
+        if extractor is not None and any(set(GENERATED_INPUTS) & set(item.metric.requires) for item in chosen):
+            real, fake = _generated_features(model, test.images, extractor, samples, batch_size, seed, bar)
+            generation = {
+                "features": extractor.describe(),
+                "dimensions": real.shape[1],
+                "real_images": len(real),
+                "real_split": "test",
+                "generated_images": samples,
+                "seed": seed,
+            }
         record: dict[str, Any] = {"method": normalize}
         normalized, normalized_scores = maps, scores
         if normalize == "per-image":
@@ -351,6 +493,7 @@ def evaluate(
             item.metric.seed = seed
     results = []
     inputs = {"maps": normalized, "masks": test.masks, "scores": normalized_scores, "labels": test.labels}
+    inputs.update(real=real, fake=fake, codes=codes, factors=factors, model=model, data=dataset)
     for item in chosen:
         given = {key: inputs[key] for key in item.metric.requires}
         value = item.metric(**given)
@@ -379,4 +522,5 @@ def evaluate(
         seed=seed,
         seconds=time.perf_counter() - started,
         warnings=warnings,
+        generation=generation,
     )

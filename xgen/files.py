@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import functools
+import itertools
 import os
 import tempfile
 from collections.abc import Iterator
@@ -11,8 +13,17 @@ from pathlib import Path
 from xgen.errors import XgenError
 
 
+@functools.cache
 def _umask() -> int:
-    """The process umask (read by setting and restoring it), so atomic files get the usual permissions."""
+    """The process umask, so atomic files get the usual permissions. Read once: on Linux from /proc (setting and
+    restoring it, the only portable way, would race with threads that create files)."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
     mask = os.umask(0o022)
     os.umask(mask)
     return mask
@@ -34,6 +45,36 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
         os.replace(tmp_path, path)
     finally:
         tmp_path.unlink(missing_ok=True)
+
+
+_TEMPORARY = itertools.count()
+
+
+def write_bytes(path: str | os.PathLike[str], *buffers: bytes, durable: bool = True) -> int:
+    """Write the concatenated `buffers` to `path` atomically (a temporary file beside it, then one rename) and
+    return the size. `durable` forces the bytes to disk before the rename, so even a power cut leaves the old or the
+    new file, never a truncated one; without it, only a crash of this process is covered. Thread-safe, and cheap
+    (four system calls) for the many small files of an explain job."""
+    path = os.fspath(path)
+    folder, name = os.path.split(path)
+    tmp = os.path.join(folder, f".{name}.{os.getpid()}-{next(_TEMPORARY)}.part")
+    view = memoryview(buffers[0] if len(buffers) == 1 else b"".join(buffers))
+    size = len(view)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o666)
+    try:
+        try:
+            while view:
+                view = view[os.write(fd, view) :]
+            if durable:
+                os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    return size
 
 
 def write_text(path: str | os.PathLike[str], text: str) -> None:

@@ -47,8 +47,17 @@ def xgen_register_scorers(register: Callable[[type], None]) -> None:
 
     :param register: call it once per class; checked like explainers.
 
+    A scorer that learns from normal images also implements `fit(model, x)`: x is (N, C, H, W) in [0, 1], normal
+    images only, and it returns its state as a dict of tensors, bools, ints, floats and strings (never a pickled
+    object, so checkpoints stay loadable with `weights_only=True`). `xgen.fit_scorer(model, data, name, **options)`
+    (CLI: `xgen fit-scorer`) keeps that state in the model under the scorer's `key` (its name and every option);
+    `score` reads it back with `self.fitted(model)`, and `xgen.score` refuses an unfitted one before any work,
+    saying how to fit it. Options that decide what a model must offer (a layer, a tap) are checked in
+    `check_model(model)`, which runs before any work too.
+
     Example::
 
+        import torch
         import xgen
 
         class LatentNorm(xgen.Scorer):
@@ -59,9 +68,24 @@ def xgen_register_scorers(register: Callable[[type], None]) -> None:
             def score(self, model, x):
                 return model.encode(x).mean.flatten(1).norm(dim=1)
 
+        class LatentDistance(xgen.Scorer):
+            name = "latent-distance"
+            description = "Distance of the latent mean from the mean of the normal training images' latents."
+            requires = {"encode"}
+
+            def fit(self, model, x):
+                with torch.no_grad():
+                    return {"centre": model.encode(x).mean.flatten(1).mean(dim=0)}
+
+            def score(self, model, x):
+                centre = self.fitted(model)["centre"]
+                with torch.no_grad():
+                    return (model.encode(x).mean.flatten(1) - centre).norm(dim=1)
+
         @xgen.hookimpl
         def xgen_register_scorers(register):
             register(LatentNorm)
+            register(LatentDistance)
     """
 
 

@@ -23,6 +23,7 @@ MODEL_REQUIREMENTS: dict[str, str] = {
     "classifier": "classifier=",
     "discriminator": "discriminator=",
     "auxiliary": "auxiliary=",
+    "generate": "prior=",
 }
 
 #: Every input a metric may take, with what it is. Array inputs accept torch tensors (any device), numpy arrays and
@@ -111,14 +112,76 @@ class Explainer(Method, abc.ABC):
         """x: (N, C, H, W) float32 in [0, 1] on the model's device. Returns maps of shape (N, H, W)."""
 
 
+#: The values a fitted scorer's state may hold: what `torch.load(weights_only=True)` reads back without running code.
+STATE_VALUES: tuple[type, ...] = (torch.Tensor, bool, int, float, str)
+
+
 class Scorer(Method, abc.ABC):
-    """Produces image-level anomaly scores only (higher = more anomalous)."""
+    """Produces image-level anomaly scores only (higher = more anomalous).
+
+    Subclass it, set `name`, `description` and `requires`, declare options as annotated class attributes and
+    implement `score`. `xgen.score(model, x, plugin=name, **options)` builds `Subclass(**options)`, calls
+    `check_model(model)` and then `score(model, x)` after checking `x` and `requires`.
+
+    A scorer that learns from normal images (a one-class detector on embeddings, say) also implements `fit`, which
+    returns what it learned as a dict of plain values (`STATE_VALUES`: tensors, bools, ints, floats, strings; never a
+    pickled object). `xgen.fit_scorer(model, data, name, **options)` calls `fit` on the normal images and keeps the
+    state in `model.metadata["fitted_scorers"][scorer.key]`, so `xgen.save` writes it and `xgen.load` reads it back
+    with `weights_only=True`; `score` reads it with `self.fitted(model)`. The key holds every option, so a state is
+    only ever used with the options it was fitted with, and an unfitted scorer is refused before any work.
+    """
 
     kind: ClassVar[str] = "scorer"
 
     @abc.abstractmethod
     def score(self, model: Model, x: torch.Tensor) -> torch.Tensor:
         """x: (N, C, H, W) float32 in [0, 1]. Returns (N,) float32."""
+
+    def fit(self, model: Model, x: torch.Tensor) -> dict[str, Any]:
+        """x: (N, C, H, W) float32 in [0, 1], normal images only. Returns the state `score` needs, as a dict of
+        `STATE_VALUES`. Only scorers that learn implement it."""
+        raise XgenError(f"scorer '{self.name}' learns nothing from images; call xgen.score without fitting it.")
+
+    @classmethod
+    def learns(cls) -> bool:
+        """Whether this scorer must be fitted (it implements `fit`) before it can score."""
+        return cls.fit is not Scorer.fit
+
+    def check_model(self, model: Model) -> None:
+        """Raise XgenError, before any work, if this scorer with these options cannot run on `model` (a layer or tap
+        the model lacks). `requires` covers the fixed needs; this covers the ones options decide."""
+
+    @property
+    def key(self) -> str:
+        """The name and every option in alphabetical order, `NAME:key=value,...`: where the fitted state is kept."""
+        config = self.config()
+        return self.name + "".join((":" if i == 0 else ",") + f"{k}={config[k]}" for i, k in enumerate(sorted(config)))
+
+    @property
+    def spec(self) -> str:
+        """The name and the options changed from their defaults, as the CLI's `--scorer NAME:key=value` takes it."""
+        declared = self.options()
+        changed = {k: v for k, v in self.config().items() if v != declared[k].default}
+        return self.name + (":" + ",".join(f"{k}={v}" for k, v in changed.items()) if changed else "")
+
+    def is_fitted(self, model: Model) -> bool:
+        """Whether `model` holds a state fitted for this scorer with these options."""
+        return self.key in model.metadata.get("fitted_scorers", {})
+
+    def fitted(self, model: Model) -> dict[str, Any]:
+        """The state `fit` returned for these options, tensors on the model's device; XgenError saying how to fit
+        it when the model holds none."""
+        record = model.metadata.get("fitted_scorers", {}).get(self.key)
+        if record is None:
+            others = [key for key in model.metadata.get("fitted_scorers", {}) if key.partition(":")[0] == self.name]
+            held = f" (this model holds it fitted as {', '.join(others)})" if others else ""
+            raise XgenError(
+                f"scorer '{self.spec}' has not been fitted on this model{held}; fit it on normal images first with "
+                f"xgen.fit_scorer(model, data, '{self.name}', ...) or 'xgen fit-scorer --model CKPT --scorer "
+                f"{self.spec} --data SPEC'."
+            )
+        device = model.device
+        return {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in record["state"].items()}
 
 
 def as_array_input(metric: str, name: str, value: Any) -> torch.Tensor:
@@ -151,6 +214,9 @@ class Metric(Configurable, abc.ABC):
     kind: ClassVar[str] = "metric"
     requires: ClassVar[set[str] | frozenset[str]] = frozenset()
     optional: ClassVar[set[str] | frozenset[str]] = frozenset()
+    #: Whether `xgen evaluate` computes it when no metric is named. False for metrics that sample a model over a
+    #: dataset (minutes to hours on a CPU), which it then names in a note so the user can ask for them.
+    by_default: ClassVar[bool] = True
 
     @abc.abstractmethod
     def compute(self, **inputs: Any) -> float:

@@ -12,6 +12,9 @@ from torch import nn
 from xgen.errors import WrapError, did_you_mean
 from xgen.methods import MODEL_REQUIREMENTS
 
+#: A model's prior: (n, generator) -> n latents (n, D...) that `decode` accepts, drawn with `generator` if given.
+Prior = Callable[[int, torch.Generator | None], torch.Tensor]
+
 #: The optional heads `wrap` accepts, and the module method used when the argument is not given.
 _HEADS = {"classifier": "classify", "discriminator": "discriminate", "auxiliary": "auxiliary"}
 
@@ -48,6 +51,7 @@ class Model:
         classifier: Callable[[torch.Tensor], torch.Tensor] | None = None,
         discriminator: Callable[[torch.Tensor], torch.Tensor] | None = None,
         auxiliary: Callable[[torch.Tensor], torch.Tensor] | None = None,
+        prior: Prior | None = None,
         input_shape: tuple[int, int, int] | None = None,
         architecture: str | None = None,
         config: dict[str, Any] | None = None,
@@ -68,7 +72,8 @@ class Model:
             head: fn if fn is not None else getattr(module, method, None)
             for (head, method), fn in zip(_HEADS.items(), explicit.values(), strict=True)
         }
-        for role, fn in [("encode", self._encode), ("decode", self._decode), *self._heads.items()]:
+        self._prior = prior
+        for role, fn in [("encode", self._encode), ("decode", self._decode), ("prior", prior), *self._heads.items()]:
             if fn is not None and not callable(fn):
                 raise WrapError(f"wrap argument {role}= must be callable, got {type(fn).__name__}.")
         self.input_shape = tuple(input_shape) if input_shape is not None else None
@@ -93,6 +98,8 @@ class Model:
         provided = {"encode"} if self._encode is not None else set()
         if self._decode is not None:
             provided.add("decode")
+            if self._prior is not None:
+                provided.add("generate")
         if not _is_torchscript(self.module):
             provided.add("layers")
         provided.update(head for head, fn in self._heads.items() if fn is not None)
@@ -104,6 +111,8 @@ class Model:
         if not missing:
             return
         need = missing[0]
+        if need == "generate" and self._prior is not None:
+            need = "decode"
         if need == "layers":
             raise WrapError(
                 f"{who} hooks a layer, which a TorchScript model does not allow; "
@@ -146,6 +155,13 @@ class Model:
         if self._decode is None:
             self.check_requires({"decode"}, "decode()")
         return self._decode(z)
+
+    def generate(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """n new images (n, C, H, W) in [0, 1]: decode(prior(n, generator)), the latents moved to the model's device
+        (a prior drawing on the CPU gives the same images on any device for the same seed)."""
+        if self._prior is None or self._decode is None:
+            self.check_requires({"generate"}, "generate()")
+        return self.decode(self._prior(n, generator).to(self.device))
 
     def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
         """Decode the latent mean of x: the deterministic reconstruction used at test time."""
@@ -209,6 +225,7 @@ def wrap(
     classifier: Callable[[torch.Tensor], torch.Tensor] | None = None,
     discriminator: Callable[[torch.Tensor], torch.Tensor] | None = None,
     auxiliary: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    prior: Prior | None = None,
     input_shape: tuple[int, int, int] | None = None,
 ) -> Model:
     """Wrap a module for explaining. Modules with `encode`/`decode` methods need no other argument.
@@ -216,6 +233,8 @@ def wrap(
     encode: x (N, C, H, W) -> mean or (mean, logvar). decode: z -> (N, C, H, W) in [0, 1].
     layer: dotted name of the default attention layer (default: the last Conv2d run by encode).
     classifier / discriminator / auxiliary: optional heads, for methods that require them.
+    prior: (n, generator) -> n latents drawn from the model's prior, which `decode` turns into images; with decode
+    it gives the model `generate(n)`, which FID and precision/recall sample from.
     input_shape: (C, H, W) the model expects, so bad inputs are refused with a clear message.
     """
     if isinstance(module, Model):
@@ -228,5 +247,6 @@ def wrap(
         classifier=classifier,
         discriminator=discriminator,
         auxiliary=auxiliary,
+        prior=prior,
         input_shape=input_shape,
     )

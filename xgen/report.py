@@ -247,6 +247,21 @@ def _roc_section(evaluation: Evaluation) -> str:
     )
 
 
+def _generation_facts(evaluation: Evaluation) -> list[tuple[str, str]]:
+    """The rows naming the feature extractor and the sample counts behind fid, precision and recall, if computed."""
+    g = evaluation.generation
+    if not g:
+        return []
+    samples = (
+        f"{g['generated_images']:,} generated images (seed {g['seed']}) against {g['real_images']:,} images of the "
+        f"{g['real_split']} split"
+    )
+    return [
+        ("features", f"{html.escape(g['features'])} ({g['dimensions']}-d)"),
+        ("generated", html.escape(samples)),
+    ]
+
+
 def write_html(path: Path, evaluation: Evaluation, command: str | None, model: dict[str, Any]) -> None:
     """The self-contained report: every picture is inlined, so the file can be mailed or archived alone."""
     summary, env = evaluation.summary(), environment()
@@ -261,6 +276,7 @@ def write_html(path: Path, evaluation: Evaluation, command: str | None, model: d
         ("explainer", f"<code>{html.escape(evaluation.plugin)}</code> {html.escape(json.dumps(evaluation.options))}"),
         ("image score", html.escape(evaluation.score_source)),
         ("normalisation", html.escape(json.dumps(evaluation.normalization))),
+        *_generation_facts(evaluation),
         ("seed", str(evaluation.seed)),
         ("machine", html.escape(f"{env['platform']}, {env['cpus']} CPUs, {env['torch_threads']} torch threads")),
         ("versions", html.escape(f"python {env['python']}, {packages}")),

@@ -1,18 +1,18 @@
 """`xgen data show SPEC --out grid.png`: look at a dataset before training on it."""
 
-from pathlib import Path
-from typing import Annotated
+from __future__ import annotations
 
-import numpy as np
-import torch
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
 import typer
 
 from xgen.cli.app import app
-from xgen.data import ImageSet
 from xgen.errors import XgenError
 from xgen.files import check_output_file
-from xgen.plugins import open_dataset
-from xgen.visualize import captioned, grid, outline, save_png
+
+if TYPE_CHECKING:
+    from xgen.data import ImageSet
 
 data_app = typer.Typer(help="Look at datasets: xgen data show SPEC --out grid.png.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
@@ -20,6 +20,8 @@ app.add_typer(data_app, name="data")
 
 def pick(images: ImageSet, n: int) -> list[int]:
     """Up to n positions, taking classes in turn (good, then each defect type, ...) so every class is shown."""
+    import torch
+
     if images.classes is None:
         return list(range(min(n, len(images))))
     groups = [(images.classes == c).nonzero().flatten().tolist() for c in torch.unique(images.classes).tolist()]
@@ -50,6 +52,11 @@ def show(
     columns: Annotated[int, typer.Option(help="Images per row.")] = 8,
 ) -> None:
     """Write a grid of a dataset's images with their ground-truth masks outlined in red and their class below."""
+    import numpy as np
+
+    from xgen.plugins import open_dataset
+    from xgen.visualize import captioned, grid, outline, save_png
+
     if split not in ("test", "train"):
         raise XgenError(f"--split must be test or train, got '{split}'.")
     if n < 1 or columns < 1:

@@ -7,19 +7,11 @@ import time
 from pathlib import Path
 from typing import Annotated
 
-import numpy as np
-import torch
 import typer
 
 from xgen import __version__
 from xgen.cli.app import app, file_digest
-from xgen.evaluation import evaluate
-from xgen.explain_job import Item, output_path, run
 from xgen.files import ensure_writable_dir
-from xgen.plugins import open_dataset
-from xgen.report import write_html
-from xgen.training import train
-from xgen.visualize import grid, loss_curve_svg, overlay, save_png, write_gallery
 
 NORMAL = 1
 SHOWN = (7, 4, 9, 2)
@@ -34,6 +26,16 @@ def demo(
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
 ) -> None:
     """Train conv-vae on digits:normal=1, explain held-out 7, 4, 9, 2 with vae-gradcam, write index.html."""
+    import numpy as np
+    import torch
+
+    from xgen.evaluation import evaluate
+    from xgen.explain_job import Item, output_path, run
+    from xgen.plugins import open_dataset
+    from xgen.report import write_html
+    from xgen.training import train
+    from xgen.visualize import grid, loss_curve_svg, overlay, save_png, write_gallery
+
     started = time.perf_counter()
     out = ensure_writable_dir(out)
     spec = f"digits:normal={NORMAL}"

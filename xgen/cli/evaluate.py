@@ -1,22 +1,23 @@
 """`xgen evaluate --model ckpt.pt --data SPEC [--metric NAME ...] [--json out.json] [--report out.html]`."""
 
+from __future__ import annotations
+
 import shlex
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from xgen.checkpoint import load
 from xgen.cli.app import app, file_digest, parse_sets
 from xgen.errors import XgenError
-from xgen.evaluation import NORMALIZATIONS, Evaluation, evaluate
 from xgen.files import check_output_file
-from xgen.report import write_html, write_json
-from xgen.training import resolve_device
+
+if TYPE_CHECKING:
+    from xgen.evaluation import Evaluation
 
 
 def _table(evaluation: Evaluation) -> Table:
@@ -39,7 +40,11 @@ def evaluate_command(
     plugin: Annotated[str | None, typer.Option(help="Explainer (default: the checkpoint's).")] = None,
     sets: Annotated[list[str] | None, typer.Option("--set", help="Explainer option key=value (repeatable).")] = None,
     scorer: Annotated[
-        str | None, typer.Option(help="Scorer for image scores (default: the explainer's, else the model's).")
+        str | None,
+        typer.Option(
+            help="Scorer for image scores, e.g. embedding-lof:tap=mean (default: the explainer's, else the model's); "
+            "one that learns and was never fitted on the checkpoint is fitted on the training split first."
+        ),
     ] = None,
     metrics: Annotated[
         list[str] | None,
@@ -53,12 +58,28 @@ def evaluate_command(
     validation_images: Annotated[int, typer.Option(help="Training images that set the scale for normal-stats.")] = 256,
     batch_size: Annotated[int, typer.Option(help="Images per forward/backward pass.")] = 64,
     seed: Annotated[int, typer.Option(help="Seed for stochastic explainers, sampling and bootstrap intervals.")] = 0,
+    features: Annotated[
+        str | None,
+        typer.Option(
+            help="Feature extractor for fid, precision and recall: inception:PATH (local Inception-v3 weights) or an "
+            "xgen checkpoint whose encoder mean is used; the model must generate."
+        ),
+    ] = None,
+    samples: Annotated[
+        int,
+        typer.Option(help="Images generated for fid, precision and recall (papers use 50,000; 1,000 fit a CPU)."),
+    ] = 1000,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
     trust_checkpoint: Annotated[
         bool, typer.Option(help="Allow a fully pickled checkpoint, which can run code: only for trusted files.")
     ] = False,
 ) -> None:
     """Explain a dataset's test split, print the metrics, and write JSON and an HTML report if asked."""
+    from xgen.checkpoint import load
+    from xgen.evaluation import NORMALIZATIONS, evaluate
+    from xgen.report import write_html, write_json
+    from xgen.training import resolve_device
+
     if normalize not in NORMALIZATIONS:
         raise XgenError(f"--normalize must be one of {', '.join(NORMALIZATIONS)}, got '{normalize}'.")
     for path, flag in ((json_out, "--json"), (report, "--report")):
@@ -81,9 +102,20 @@ def evaluate_command(
         batch_size=batch_size,
         seed=seed,
         progress=True,
+        features=features,
+        samples=samples,
     )
     console = Console()
     console.print(_table(result))
+    if result.generation is not None:
+        g = result.generation
+        console.print(
+            f"fid, precision and recall: {g['generated_images']:,} generated images against {g['real_images']:,} "
+            f"{g['real_split']} images, "
+            f"features: {escape(g['features'])} ({g['dimensions']}-d)",
+            highlight=False,
+            soft_wrap=True,
+        )
     for warning in result.warnings:
         Console(stderr=True).print(f"[yellow]warning:[/yellow] {escape(warning)}", highlight=False)
     command = "xgen " + shlex.join(sys.argv[1:])

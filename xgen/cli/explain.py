@@ -1,21 +1,25 @@
 """`xgen explain --model ckpt.pt [--plugin NAME] INPUT... | --data SPEC`."""
 
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from xgen import images
-from xgen.checkpoint import load
 from xgen.cli.app import app, file_digest, parse_sets
 from xgen.errors import XgenError
-from xgen.explain_job import Item, run
-from xgen.plugins import open_dataset
-from xgen.training import resolve_device
+
+if TYPE_CHECKING:
+    from xgen.explain_job import Item, JobResult
 
 
 def _file_items(inputs: list[Path], expected: tuple[int, int, int] | None, resize: bool, any_size: bool) -> list[Item]:
     """One item per image file; a model that takes any size gets each image at its own size unless `resize`."""
+    from xgen import images
+    from xgen.explain_job import Item
+
     files = images.collect(inputs)
     shapes = [images.probe(f.path) for f in files]
     own_size = any_size and expected is not None and not resize
@@ -29,6 +33,9 @@ def _file_items(inputs: list[Path], expected: tuple[int, int, int] | None, resiz
 
 
 def _data_items(spec: str) -> list[Item]:
+    from xgen.explain_job import Item
+    from xgen.plugins import open_dataset
+
     test = open_dataset(spec).test()
     return [Item(Path(name), name, lambda i=i: test.images[i]) for i, name in enumerate(test.names)]
 
@@ -39,7 +46,17 @@ def explain(
     inputs: Annotated[list[Path] | None, typer.Argument(help="Image files or folders of images.")] = None,
     plugin: Annotated[str | None, typer.Option(help="Explainer (default: the checkpoint's).")] = None,
     sets: Annotated[list[str] | None, typer.Option("--set", help="Explainer option key=value (repeatable).")] = None,
+    scorer: Annotated[
+        str | None,
+        typer.Option(
+            help="Scorer for scores.csv, e.g. recon-error or NAME:key=value (default: the explainer's scores, "
+            "else the model's scorer, else each map's maximum)."
+        ),
+    ] = None,
     out: Annotated[Path, typer.Option(help="Folder for <stem>.npy, <stem>.png and scores.csv.")] = Path("maps"),
+    outputs: Annotated[
+        str, typer.Option(help="What to write: a comma-separated subset of npy (maps), png (overlays), csv (scores).")
+    ] = "npy,png,csv",
     data: Annotated[
         str | None, typer.Option(help="Explain a dataset's test split instead, e.g. digits:normal=1.")
     ] = None,
@@ -53,27 +70,49 @@ def explain(
     ] = False,
 ) -> None:
     """Write an anomaly map (.npy), an overlay (.png) per image, and scores.csv; reruns finish interrupted work."""
+    from xgen.checkpoint import load
+    from xgen.explain_job import parse_outputs, run
+    from xgen.training import resolve_device
+
     if bool(inputs) == bool(data):
         raise XgenError("give image files or folders, or --data SPEC, but not both and not neither.")
     if batch_size < 1:
         raise XgenError("--batch-size must be at least 1.")
+    asked = parse_outputs(outputs)
     options = parse_sets(sets)
-    wrapped = load(model, trust=trust_checkpoint, device=resolve_device(device))
-    items = _data_items(data) if data else _file_items(inputs or [], wrapped.input_shape, resize, wrapped.any_size)
+    with ThreadPoolExecutor(1) as hasher:
+        wrapped = load(model, trust=trust_checkpoint, device=resolve_device(device))
+        digest = hasher.submit(file_digest, model)
+        items = _data_items(data) if data else _file_items(inputs or [], wrapped.input_shape, resize, wrapped.any_size)
+        model_id = digest.result()
     result = run(
         wrapped,
         items,
         out,
         plugin=plugin,
         options=options,
-        model_id=file_digest(model),
+        model_id=model_id,
+        scorer=scorer,
+        outputs=asked,
         batch_size=batch_size,
         progress=True,
     )
+    typer.echo(summary(result, out, asked))
+
+
+def summary(result: JobResult, out: Path, outputs: tuple[str, ...]) -> str:
+    """The closing line: what was explained, where each output went, and where the scores came from."""
     skipped = f", {result.skipped} were already done" if result.skipped else ""
-    typer.echo(
-        f"Explained {result.explained} images{skipped}: maps and overlays in {out}/, scores in {out}/scores.csv."
-    )
-    if all(score is None for score in result.scores.values()):
-        name = plugin or wrapped.default_explainer
-        typer.echo(f"Note: {name} gives maps only, so scores.csv lists the files with empty scores.")
+    written = [what for kind, what in (("npy", "maps"), ("png", "overlays")) if kind in outputs]
+    parts = [f"{' and '.join(written)} in {out}/"] if written else []
+    if "csv" in outputs:
+        parts.append(f"scores in {out}/scores.csv (from {' and '.join(result.sources) or 'nowhere'})")
+    line = f"Explained {result.explained} images{skipped}: {', '.join(parts)}."
+    values = [v for v in result.scores.values() if v is not None]
+    flat = len(values) > 1 and min(values) == max(values)
+    if "csv" in outputs and result.sources == ["maximum of each map"] and flat:
+        line += (
+            "\nNote: every map has the same maximum, so these scores do not rank the images; pass --scorer NAME "
+            "(xgen plugins lists the scorers)."
+        )
+    return line

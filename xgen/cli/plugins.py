@@ -7,13 +7,14 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from xgen.api import list_plugins
 from xgen.cli.app import app
 
 
 @app.command()
 def plugins(as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False) -> None:
     """List every registered explainer, scorer, metric, architecture and dataset, and plugins that failed."""
+    from xgen.api import list_plugins
+
     infos = list_plugins()
     if as_json:
         typer.echo(json.dumps([info.as_dict() for info in infos], indent=2))

@@ -8,7 +8,6 @@ import typer
 from xgen.cli.app import app, parse_sets
 from xgen.errors import XgenError
 from xgen.files import ensure_writable_dir
-from xgen.training import train as train_model
 
 
 @app.command()
@@ -23,6 +22,8 @@ def train(
     sets: Annotated[list[str] | None, typer.Option("--set", help="Architecture option key=value (repeatable).")] = None,
 ) -> None:
     """Train an architecture on a dataset's training split and write a checkpoint (atomically)."""
+    from xgen.training import train as train_model
+
     out = out or Path(f"{architecture}.pt")
     if out.is_dir():
         raise XgenError(f"--out {out} is a folder; give a checkpoint file path such as {out / 'model.pt'}.")

@@ -9,7 +9,9 @@ import xgen
 from xgen.errors import did_you_mean
 from xgen_plugins.dsprites.factors import (
     COUNT,
+    NAMES,
     SHAPES,
+    SIZES,
     factor_values,
     factors_to_index,
     index_to_factors,
@@ -21,7 +23,7 @@ __all__ = ["SHAPES", "DSprites", "factor_values", "factors_to_index", "index_to_
 PER_SHAPE = COUNT // len(SHAPES)
 
 
-class DSprites(xgen.Dataset):
+class DSprites(xgen.Dataset, xgen.Factors):
     """dSprites (Matthey et al. 2017) drawn procedurally by `render`: binary 64x64 white shapes on black.
 
     A seeded permutation of the 737,280 indices (NumPy's RandomState, whose stream never changes) gives test = its
@@ -30,6 +32,10 @@ class DSprites(xgen.Dataset):
     Each split carries `extras["factors"]` (N, 6) int64 factor indices and `extras["values"]` (N, 6) float32 real
     values (color, shape, scale, orientation, posX, posY; see `factor_values`); classes are the shape index.
     With `normal` empty the splits are unlabelled; with `normal=heart` test labels are 1 where shape != heart.
+
+    As an `xgen.Factors` it has the five factors that vary (shape, scale, orientation, posX, posY; sizes 3, 6, 40,
+    32, 32): color, which has one value, is left out as in disentanglement_lib, so grid positions are the dataset
+    indices of the original file.
     """
 
     name = "dsprites"
@@ -40,6 +46,9 @@ class DSprites(xgen.Dataset):
     test_n: int = 2_000
     normal: str = ""
     split_seed: int = 0
+
+    factor_names = NAMES[1:]
+    factor_sizes = SIZES[1:]
 
     def validate(self) -> None:
         if self.normal and self.normal not in SHAPES:
@@ -88,6 +97,22 @@ class DSprites(xgen.Dataset):
 
     def test(self) -> xgen.ImageSet:
         return self._part(test=True)
+
+    def render_factors(self, factors: torch.Tensor) -> torch.Tensor:
+        """factors: (N, 5) int64 (shape, scale, orientation, posX, posY) -> (N, 1, 64, 64) float32 in {0, 1}."""
+        factors = torch.as_tensor(factors)
+        if factors.dim() != 2 or factors.shape[1] != len(self.factor_sizes):
+            raise xgen.XgenError(
+                f"dsprites renders factors of shape (N, 5) (shape, scale, orientation, posX, posY), got "
+                f"{tuple(factors.shape)}."
+            )
+        return render(factors)
+
+    def split_factors(self, split: xgen.ImageSet) -> torch.Tensor:
+        """The factors (N, 5) int64 of a dsprites split, from its `extras["factors"]` without the color column."""
+        if "factors" not in split.extras:
+            raise xgen.XgenError("this split has no dsprites factors; pass a split from dsprites' train() or test().")
+        return split.extras["factors"][:, 1:]
 
 
 @xgen.hookimpl

@@ -28,17 +28,8 @@ def region_weights(masks: np.ndarray) -> tuple[np.ndarray, int]:
 
 def pro_segments(values: np.ndarray, positive: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Summed anomalous-pixel weights and normal-pixel counts per segment, ascending by value (exact, as in
-    `_counts.segments`, which the radix path reuses: weights are summed per segment by the segments' key bounds)."""
-    narrow = _counts.as_float32(values)
-    if narrow is not None and narrow.size >= _counts.SMALL:
-        found = _counts.radix_segments(narrow, positive)
-        if found is not None:
-            _, neg, low = found
-            keys = _counts.keys32(narrow[positive]).astype(np.int64)
-            where = np.searchsorted(low, keys, side="right") - 1
-            return np.bincount(where, weights=weights, minlength=low.size), neg
-    values = values + values.dtype.type(0.0)
-    return _counts.sorted_segments(values[positive], values[~positive], weights)
+    `_counts.segments`)."""
+    return _counts.segments(values, positive, weights)
 
 
 def area_up_to(fpr: np.ndarray, pro: np.ndarray, max_fpr: float) -> float:

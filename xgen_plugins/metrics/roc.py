@@ -25,9 +25,10 @@ def roc_from_segments(pos: np.ndarray, neg: np.ndarray) -> tuple[np.ndarray, np.
 
 
 def _auroc(name: str, values: np.ndarray, positive: np.ndarray, unit: str) -> float:
-    pos, neg = _counts.segments(values, positive)
-    _inputs.both_classes(name, int(pos.sum()), int(neg.sum()), unit)
-    return auroc_from_segments(pos, neg)
+    n_pos = int(np.count_nonzero(positive))
+    _inputs.both_classes(name, n_pos, positive.size - n_pos, unit)
+    twice_u, n_pos, n_neg = _counts.twice_u(values, positive)
+    return twice_u / (2 * n_pos * n_neg)
 
 
 def roc_curve(maps: torch.Tensor, masks: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
@@ -43,7 +44,9 @@ class PixelAUROC(xgen.Metric):
     """Area under the ROC curve of every test pixel pooled (the MVTec AD protocol, Bergmann et al. 2019).
 
     Exact: equal to `sklearn.metrics.roc_auc_score(masks.ravel(), maps.ravel())` (ties count one half), computed
-    as the Mann-Whitney U statistic from radix-histogram counts instead of a sort, so 10^8 pixels take seconds.
+    as the Mann-Whitney U statistic: by histogram passes over order-preserving keys when the maps hold very few
+    distinct values, else by sorting each class's values a share of the pixels at a time and counting by binary
+    search (see `_counts`); 10^8 pixels take seconds (docs/benchmarks.md).
     """
 
     name = "pixel-auroc"
