@@ -62,3 +62,11 @@ def test_data_without_factors_is_refused_before_any_work(model):
         xgen.evaluate(digits, "digits:normal=1", plugin="recon-error", metrics=["mig-binned"])
     with pytest.raises(xgen.XgenError, match=r"needs data, but digits:normal=1 has no ground-truth factors"):
         xgen.evaluate(digits, "digits:normal=1", plugin="recon-error", metrics=["mig"])
+
+
+def test_a_collapsed_latent_scores_zero_with_a_warning_that_says_why(model):
+    torch.nn.init.zeros_(model.module.encoder[-1].weight)
+    spec = "factorvae-score:train_votes=10,eval_votes=10,variance_images=100"
+    result = xgen.evaluate(model, SPEC, plugin="recon-error", metrics=[spec])
+    assert result[spec] == 0.0
+    assert any("no latent varies enough" in w and "posterior collapse" in w for w in result.warnings)

@@ -12,6 +12,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
+from warnings import catch_warnings, simplefilter
 
 import torch
 
@@ -496,8 +497,13 @@ def evaluate(
     inputs.update(real=real, fake=fake, codes=codes, factors=factors, model=model, data=dataset)
     for item in chosen:
         given = {key: inputs[key] for key in item.metric.requires}
-        value = item.metric(**given)
+        with catch_warnings(record=True) as caught:
+            simplefilter("always")
+            value = item.metric(**given)
         result = MetricResult(item.spec, item.name, value, item.options)
+        said = "; ".join(dict.fromkeys(str(w.message) for w in caught))
+        if said:
+            result.note = said
         interval = getattr(item.metric, "interval", None)
         if callable(interval):
             result.interval = interval(scores=normalized_scores, labels=test.labels)

@@ -23,15 +23,12 @@ def fit_scorer_command(
 ) -> None:
     """Fit a scorer that learns (embedding-ocsvm, embedding-lof) on a dataset's normal training images and keep what
     it learned in the checkpoint, so that xgen evaluate and xgen.score use it without refitting."""
-    from xgen.api import fit_scorer
+    from xgen.api import fit_scorer, parse_scorer
     from xgen.checkpoint import load, save
-    from xgen.data import parse_spec
     from xgen.plugins import lookup
     from xgen.training import resolve_device
 
-    name, options, bare = parse_spec(scorer)
-    if bare is not None:
-        raise XgenError(f"scorer spec '{scorer}' has a value without a key; write NAME:key=value.")
+    name, options = parse_scorer(scorer)
     target = out or model
     check_output_file(target, "--out")
     wrapped = load(model, device=resolve_device(device))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import torch
 
 import xgen
@@ -105,6 +107,12 @@ class FactorVAEScore(xgen.Metric):
             self.details = {"active": active.cpu(), "scale": scale.cpu()}
             if not active.any():
                 self.details.update(train_accuracy=0.0, eval_accuracy=0.0)
+                warnings.warn(
+                    f"factorvae-score is 0 because no latent varies enough to vote: every latent's scale is below "
+                    f"prune={self.prune:g} (the largest is {float(scale.max()):.3g}), as after posterior collapse; "
+                    "disentanglement_lib scores this 0 too",
+                    stacklevel=2,
+                )
                 return 0.0
             tables = []
             for votes in (self.train_votes, self.eval_votes):
