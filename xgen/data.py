@@ -52,6 +52,33 @@ class ImageSet:
     def __len__(self) -> int:
         return self.images.shape[0]
 
+    @classmethod
+    def one_class(
+        cls,
+        images: torch.Tensor,
+        classes: torch.Tensor,
+        is_test: torch.Tensor,
+        normal: int,
+        *,
+        test: bool,
+        kind: str,
+        class_names: dict[int, str] | None = None,
+    ) -> ImageSet:
+        """A split of a labelled collection under the one-class protocol of the papers: the test split is every image
+        where `is_test` (N,) bool, labelled 1 where its class is not `normal`; the training split is the other images
+        of class `normal`. images: (N, C, H, W); classes: (N,) int64. Names are `test_0042_digit7` for `kind="digit"`.
+        """
+        keep = is_test if test else (~is_test) & (classes == normal)
+        index = keep.nonzero().flatten()
+        split = "test" if test else "train"
+        return cls(
+            images=images[index].clone(),
+            labels=(classes[index] != normal).long(),
+            classes=classes[index].clone(),
+            names=[f"{split}_{i:04d}_{kind}{classes[i].item()}" for i in index.tolist()],
+            class_names=dict(class_names or {}),
+        )
+
     def subset(self, index: torch.Tensor | list[int]) -> ImageSet:
         """The images at `index` (a list of positions or a boolean mask), with their labels, masks and names."""
         index = torch.as_tensor(index)

@@ -56,16 +56,9 @@ class Digits(xgen.Dataset):
     def _part(self, test: bool) -> xgen.ImageSet:
         images, classes = _digits(self.size)
         is_test = torch.from_numpy(_split(classes.numpy(), self.test_fraction, self.split_seed))
-        keep = is_test if test else (~is_test) & (classes == self.normal)
-        index = keep.nonzero().flatten()
-        split = "test" if test else "train"
-        names = [f"{split}_{i:04d}_digit{classes[i].item()}" for i in index.tolist()]
-        return xgen.ImageSet(
-            images=images[index].clone(),
-            labels=(classes[index] != self.normal).long(),
-            classes=classes[index].clone(),
-            names=names,
-            class_names={d: f"digit {d}" for d in range(10)},
+        names = {d: f"digit {d}" for d in range(10)}
+        return xgen.ImageSet.one_class(
+            images, classes, is_test, self.normal, test=test, kind="digit", class_names=names
         )
 
     def train(self) -> xgen.ImageSet:

@@ -80,15 +80,9 @@ class MNIST(xgen.Dataset):
     def _part(self, test: bool) -> xgen.ImageSet:
         images, classes = digits()
         is_test = torch.from_numpy(split(classes.numpy(), self.test_per_class, self.split_seed))
-        keep = is_test if test else (~is_test) & (classes == self.normal)
-        index = keep.nonzero().flatten()
-        part = "test" if test else "train"
-        return xgen.ImageSet(
-            images=images[index].clone(),
-            labels=(classes[index] != self.normal).long(),
-            classes=classes[index].clone(),
-            names=[f"{part}_{i:04d}_digit{classes[i].item()}" for i in index.tolist()],
-            class_names={d: f"digit {d}" for d in range(10)},
+        names = {d: f"digit {d}" for d in range(10)}
+        return xgen.ImageSet.one_class(
+            images, classes, is_test, self.normal, test=test, kind="digit", class_names=names
         )
 
     def train(self) -> xgen.ImageSet:
