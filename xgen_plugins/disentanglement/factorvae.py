@@ -111,7 +111,7 @@ class FactorVAEScore(xgen.Metric):
                     f"factorvae-score is 0 because no latent varies enough to vote: every latent's scale is below "
                     f"prune={self.prune:g} (the largest is {float(scale.max()):.3g}), as after posterior collapse; "
                     "disentanglement_lib scores this 0 too",
-                    stacklevel=2,
+                    stacklevel=3,
                 )
                 return 0.0
             tables = []
