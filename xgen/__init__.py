@@ -34,6 +34,7 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "Scorer": ("xgen.methods", "Scorer"),
     "dataset": ("xgen.plugins", "open_dataset"),
     "evaluate": ("xgen.evaluation", "evaluate"),
+    "evaluation_mode": ("xgen.api", "evaluation_mode"),
     "explain": ("xgen.api", "explain"),
     "features": ("xgen.features", None),
     "fit_scorer": ("xgen.api", "fit_scorer"),
@@ -69,6 +70,7 @@ __all__ = [
     "__version__",
     "dataset",
     "evaluate",
+    "evaluation_mode",
     "explain",
     "features",
     "fit_scorer",
@@ -104,7 +106,7 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:
     from xgen import features, gradients, images
-    from xgen.api import explain, fit_scorer, list_plugins, metric, score
+    from xgen.api import evaluation_mode, explain, fit_scorer, list_plugins, metric, score
     from xgen.architecture import Architecture
     from xgen.checkpoint import load, save
     from xgen.data import Dataset, Factors, ImageSet

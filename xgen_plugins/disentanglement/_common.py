@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
 from typing import Any
 
 import torch
@@ -28,19 +26,6 @@ def factor_data(metric: str, data: xgen.Dataset) -> xgen.Factors:
     return data
 
 
-@contextlib.contextmanager
-def inference(model: xgen.Model) -> Iterator[None]:
-    """No gradients and every module in eval mode for the block; the modules that were training train again after."""
-    training = [module for module in model.module.modules() if module.training]
-    model.module.eval()
-    try:
-        with torch.no_grad():
-            yield
-    finally:
-        for module in training:
-            module.training = True
-
-
 def probe(metric: str, model: xgen.Model, data: xgen.Factors, logvar: bool) -> None:
     """Encode two images of the grid before any long work, so a model that does not fit fails in one sentence:
     images of the wrong size, or (with `logvar`) an encoder that gives no log-variance."""
@@ -51,7 +36,7 @@ def probe(metric: str, model: xgen.Model, data: xgen.Factors, logvar: bool) -> N
             f"metric '{metric}' renders {'x'.join(map(str, images.shape[1:]))} (CxHxW) images but the model expects "
             f"{'x'.join(map(str, model.input_shape))}; use a model trained on this dataset."
         )
-    with inference(model):
+    with xgen.evaluation_mode(model), torch.no_grad():
         latent = model.encode(images.to(model.device))
     if logvar and latent.logvar is None:
         raise xgen.XgenError(
@@ -66,7 +51,7 @@ def encode_factors(
     """Render factors (N, K) and encode them `chunk` images at a time: the latent mean (N, D) float32 and log-variance
     (N, D) or None, flattened, on the model's device. Advances `task` of the progress bar `bar` per chunk."""
     means, logvars = [], []
-    with inference(model):
+    with xgen.evaluation_mode(model), torch.no_grad():
         for start in range(0, len(factors), chunk):
             part = factors[start : start + chunk]
             latent = model.encode(data.render_factors(part).to(model.device))
