@@ -105,11 +105,6 @@ def encode_pngs(pictures: np.ndarray, scale: int = 1, level: int = 1) -> list[by
     return files
 
 
-def png_bytes(rgb: np.ndarray, scale: int = 1, level: int = 1) -> bytes:
-    """rgb: (H, W, 3) uint8 -> the bytes of a PNG file of it enlarged `scale` times (nearest); see `encode_pngs`."""
-    return encode_pngs(rgb[None], scale, level)[0]
-
-
 def _chunk(kind: bytes, data: bytes) -> bytes:
     return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
