@@ -31,7 +31,9 @@ def heavy_imports(code: str, argv: list[str] | None = None) -> tuple[list[str], 
     return json.loads(last), done.stdout
 
 
-@pytest.mark.parametrize("command", [[], ["explain"], ["evaluate"], ["train"], ["plugins"], ["data", "show"]])
+@pytest.mark.parametrize(
+    "command", [[], ["explain"], ["evaluate"], ["train"], ["plugins"], ["data", "show"], ["traverse"]]
+)
 def test_help_imports_no_torch(command):
     heavy, shown = heavy_imports("from xgen.cli import main; main()", ["xgen", *command, "--help"])
     assert "Usage" in shown

@@ -46,6 +46,7 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "save": ("xgen.checkpoint", "save"),
     "score": ("xgen.api", "score"),
     "train": ("xgen.training", "train"),
+    "traverse": ("xgen.traversal", "traverse"),
     "wrap": ("xgen.model", "wrap"),
 }
 
@@ -83,6 +84,7 @@ __all__ = [
     "save",
     "score",
     "train",
+    "traverse",
     "wrap",
 ]
 
@@ -115,3 +117,4 @@ if TYPE_CHECKING:
     from xgen.model import Latent, Model, wrap
     from xgen.plugins import open_dataset as dataset
     from xgen.training import train
+    from xgen.traversal import traverse

@@ -111,6 +111,12 @@ class Dataset(Configurable, abc.ABC):
     def test(self) -> ImageSet:
         """The test split, with labels (and masks where the dataset has them)."""
 
+    def sample_train(self, n: int, generator: torch.Generator) -> torch.Tensor | None:
+        """n fresh training images (n, C, H, W) in [0, 1] drawn with `generator`, for datasets that can render any
+        number (from sampled ground-truth factors, say); None, the default, for a fixed training split.
+        `xgen train --steps` draws every batch from it when it gives images."""
+        return None
+
     def spec(self) -> str:
         """The spec string that rebuilds this dataset: its first option (bare if it is the positional one), then any
         option changed from its default."""

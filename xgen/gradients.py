@@ -2,7 +2,8 @@
 
 Plugins call these instead of managing hooks: `layer_gradients` for one per-sample score in one backward pass,
 `channel_weights` for the spatially averaged gradients of K outputs at once (the Grad-CAM weights alpha of every
-output), computed without a Python loop over the outputs.
+output), computed without a Python loop over the outputs, and `output_jacobian` for the same from tensors a plugin
+captured itself (e.g. inside a training step, where the maps must stay differentiable).
 """
 
 from __future__ import annotations
@@ -109,11 +110,26 @@ def _check_outputs(outputs: torch.Tensor, n: int) -> None:
         raise WrapError(f"the outputs must have shape (N, K), got {tuple(outputs.shape)}.")
 
 
-def _per_output_grads(outputs: torch.Tensor, inputs: torch.Tensor, *, retain_graph: bool = False) -> torch.Tensor:
-    """d outputs[:, k] / d inputs for every k at once: (K, *inputs.shape), one backward vmapped over K one-hots."""
+def output_jacobian(
+    outputs: torch.Tensor, inputs: torch.Tensor, *, create_graph: bool = False, retain_graph: bool | None = None
+) -> torch.Tensor:
+    """d outputs[:, k] / d inputs for every k at once: outputs (N, K) -> (K, *inputs.shape).
+
+    One backward pass vmapped over the K one-hot cotangents (autograd's `is_grads_batched`), not K passes. Each row
+    of `outputs` must depend on its own row of `inputs` only (per-sample outputs), so that summing over the batch
+    mixes nothing. create_graph=True keeps the result differentiable (second order), for losses built on Grad-CAM
+    weights; retain_graph defaults to create_graph, as in `torch.autograd.grad`.
+    """
     k = outputs.shape[1]
     eye = torch.eye(k, dtype=outputs.dtype, device=outputs.device).unsqueeze(1).expand(k, *outputs.shape)
-    (grads,) = torch.autograd.grad(outputs, inputs, grad_outputs=eye, is_grads_batched=True, retain_graph=retain_graph)
+    (grads,) = torch.autograd.grad(
+        outputs,
+        inputs,
+        grad_outputs=eye,
+        is_grads_batched=True,
+        retain_graph=retain_graph,
+        create_graph=create_graph,
+    )
     return grads
 
 
@@ -126,15 +142,22 @@ def layer_jacobian(
     """
     activations, outputs = _run(model, layer, x, forward, cut=True)
     _check_outputs(outputs, x.shape[0])
-    return LayerGradients(activations, _per_output_grads(outputs, activations), outputs)
+    return LayerGradients(activations, output_jacobian(outputs, activations), outputs)
 
 
 def channel_weights(
-    model: Model, layer: str, x: torch.Tensor, forward: Callable[[torch.Tensor], torch.Tensor]
+    model: Model,
+    layer: str,
+    x: torch.Tensor,
+    forward: Callable[[torch.Tensor], torch.Tensor],
+    *,
+    create_graph: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Grad-CAM weights of every output: alpha[n, k, c] = mean over (h, w) of d forward(x)[n, k] / dA[n, c].
 
-    Returns (activations A: (N, C, h, w), alpha: (N, K, C), outputs: (N, K)).
+    Returns (activations A: (N, C, h, w), alpha: (N, K, C), outputs: (N, K)). With create_graph=True, A, alpha
+    and the outputs stay attached to the model's weights (alpha to second order), so a loss on the maps trains
+    them; the fast path below is first-order only and is then skipped.
 
     Fast path: when the first nn.Linear run after the layer reads phi(A) flattened, with phi elementwise (a
     ReLU, say), alpha = (1/hw) G (W * phi'(A)) summed over space, where G: (K, N, J) are the gradients of the K
@@ -157,15 +180,16 @@ def channel_weights(
     handles = [target.register_forward_hook(after_layer)]
     handles += [m.register_forward_hook(record) for m in model.module.modules() if isinstance(m, nn.Linear)]
     try:
-        activations, outputs = _run(model, layer, x, forward, cut=True)
+        activations, outputs = _run(model, layer, x, forward, cut=not create_graph)
     finally:
         for handle in handles:
             handle.remove()
     _check_outputs(outputs, x.shape[0])
     check_spatial(activations, layer)
-    alpha = _linear_head_alpha(activations, outputs, linears[0] if linears else None)
+    alpha = None if create_graph else _linear_head_alpha(activations, outputs, linears[0] if linears else None)
     if alpha is None:
-        alpha = _per_output_grads(outputs, activations).mean(dim=(-2, -1)).transpose(0, 1)
+        grads = output_jacobian(outputs, activations, create_graph=create_graph)
+        alpha = grads.mean(dim=(-2, -1)).transpose(0, 1)
     return activations, alpha, outputs
 
 
@@ -186,7 +210,7 @@ def _linear_head_alpha(
     if not torch.allclose(probed, phi_prime * probe.view_as(activations), rtol=1e-4, atol=1e-6):
         return None
     try:
-        head = _per_output_grads(outputs, hidden, retain_graph=True)
+        head = output_jacobian(outputs, hidden, retain_graph=True)
     except RuntimeError:
         return None
     weight = module.weight.detach().view(-1, c, h * w)

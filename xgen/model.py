@@ -161,7 +161,13 @@ class Model:
         (a prior drawing on the CPU gives the same images on any device for the same seed)."""
         if self._prior is None or self._decode is None:
             self.check_requires({"generate"}, "generate()")
-        return self.decode(self._prior(n, generator).to(self.device))
+        return self.decode(self.sample_prior(n, generator))
+
+    def sample_prior(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """n latents (n, D...) drawn from the model's prior with `generator`, on the model's device."""
+        if self._prior is None:
+            self.check_requires({"generate"}, "sample_prior()")
+        return self._prior(n, generator).to(self.device)
 
     def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
         """Decode the latent mean of x: the deterministic reconstruction used at test time."""

@@ -6,6 +6,7 @@ import inspect
 import math
 import os
 import time
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import torch
@@ -56,27 +57,102 @@ def _epoch(
     return {key: value / n for key, value in totals.items()}
 
 
+def _step_batches(
+    images: torch.Tensor,
+    labels: torch.Tensor | None,
+    batch_size: int,
+    generator: torch.Generator,
+    sample: Callable[[int, torch.Generator], torch.Tensor] | None,
+) -> Iterator[tuple[torch.Tensor, torch.Tensor | None, bool]]:
+    """Endless (batch, labels, last batch of a pass): fresh images from `sample` when the dataset renders any number,
+    else passes over the fixed split images (N, C, H, W), each in a new seeded order (the last, short batch kept)."""
+    while True:
+        if sample is not None:
+            yield sample(batch_size, generator).to(images.device), None, False
+            continue
+        order = torch.randperm(len(images), generator=generator).to(images.device)
+        for start in range(0, len(images), batch_size):
+            index = order[start : start + batch_size]
+            yield images[index], None if labels is None else labels[index], start + batch_size >= len(images)
+
+
+def _train_steps(
+    arch: Architecture,
+    module: torch.nn.Module,
+    batches: Iterator[tuple[torch.Tensor, torch.Tensor | None, bool]],
+    optimizers: list[torch.optim.Optimizer],
+    steps: int,
+    log_every: int,
+    on_log: Callable[[dict[str, Any]], None],
+    bar: Any,
+) -> None:
+    """`steps` optimiser steps, split into the architecture's phases; every `log_every` steps (and at the end of each
+    phase) the step's logged values, averaged over the window's images, go to `on_log` with the step number."""
+    done = 0
+    passes = 0
+    for index, (phase, count) in enumerate((p, c) for p, c in arch.phases(steps) if c > 0):
+        arch.begin_phase(index, optimizers)
+        task = bar.add_task(f"train {arch.name} {phase}".rstrip(), total=count, status="")
+        totals: dict[str, float] = {}
+        seen = 0
+        for local in range(1, count + 1):
+            batch, labels, pass_ended = next(batches)
+            given = {} if labels is None else {"labels": labels}
+            for key, value in arch.training_step(module, batch, optimizers, **given).items():
+                totals[key] = totals.get(key, 0.0) + value * batch.shape[0]
+            seen += batch.shape[0]
+            done += 1
+            if pass_ended:
+                passes += 1
+                arch.end_epoch(passes, optimizers)
+            if done % log_every == 0 or local == count:
+                record = {key: value / seen for key, value in totals.items()}
+                if any(not math.isfinite(v) for v in record.values()):
+                    raise XgenError(
+                        f"training diverged at step {done} (a loss is not finite); lower the learning rate "
+                        "with --set lr=... or check the data."
+                    )
+                on_log({"step": done, **({"phase": phase} if phase else {}), **record})
+                bar.update(task, status=" ".join(f"{k} {v:.4g}" for k, v in record.items()))
+                totals, seen = {}, 0
+            bar.update(task, advance=1)
+
+
 def train(
     architecture: str,
     data: str | Dataset,
     *,
     epochs: int | None = None,
+    steps: int | None = None,
     batch_size: int | None = None,
     seed: int = 0,
     device: str | torch.device = "auto",
     options: dict[str, Any] | None = None,
     out: str | os.PathLike[str] | None = None,
     progress: bool = False,
+    log_every: int | None = None,
+    on_log: Callable[[dict[str, Any], Model], None] | None = None,
 ) -> Model:
     """Train architecture `architecture` (e.g. "conv-vae") on the training split of `data` ("digits:normal=1").
 
-    Without `epochs`, trains for the architecture's `epochs`, or more when that many epochs would take fewer than
-    its `min_steps` optimiser steps (small datasets). Seeded: the same seed, data and options give the same weights
-    on the same machine. With `out`, the checkpoint is written atomically when training ends, so an interrupted run
-    never leaves a truncated file.
+    Without `epochs` or `steps`, trains for the architecture's `epochs`, or more when that many epochs would take
+    fewer than its `min_steps` optimiser steps (small datasets). `steps` counts optimiser steps instead, the unit of
+    the disentanglement papers: every batch is freshly drawn when the dataset can render any number of training
+    images (`Dataset.sample_train`, e.g. dSprites from uniformly sampled factors), else batches cycle over the
+    training split. In step mode the history has one record per `log_every` steps (default: steps // 100), and
+    `on_log(record, model)`, if given, sees each record with the model as it is at that step (in eval mode, put
+    back into training mode afterwards), e.g. to measure metric curves. Seeded: the same seed, data and options
+    give the same weights on the same machine. With `out`, the checkpoint is written atomically when training
+    ends, so an interrupted run never leaves a truncated file.
     """
     arch = lookup("architecture", architecture)(**(options or {}))
     dataset = open_dataset(data) if isinstance(data, str) else data
+    if epochs is not None and steps is not None:
+        raise XgenError("give --epochs or --steps, not both.")
+    if steps is not None and steps < 1:
+        raise XgenError("--steps must be at least 1.")
+    if log_every is not None and log_every < 1:
+        raise XgenError("log_every must be at least 1.")
     train_set, borrowed = arch.training_set(dataset)
     n = len(train_set)
     if n == 0:
@@ -84,9 +160,9 @@ def train(
     batch_size = arch.batch_size if batch_size is None else batch_size
     if batch_size < 1:
         raise XgenError("--batch-size must be at least 1.")
-    if epochs is None:
+    if epochs is None and steps is None:
         epochs = max(arch.epochs, math.ceil(arch.min_steps / math.ceil(n / batch_size)))
-    if epochs < 1:
+    if epochs is not None and epochs < 1:
         raise XgenError("--epochs must be at least 1.")
     device = resolve_device(device)
     torch.manual_seed(seed)
@@ -100,11 +176,29 @@ def train(
     labels = train_set.labels.to(device) if wants_labels and train_set.labels is not None else None
     history: list[dict[str, Any]] = []
     started = time.perf_counter()
-    phases = [(name, count) for name, count in arch.phases(epochs) if count > 0]
-    if sum(count for _, count in phases) != epochs:
-        raise XgenError(f"architecture '{arch.name}' split {epochs} epochs into phases of another total.")
+    units = epochs if steps is None else steps
+    phases = [(name, count) for name, count in arch.phases(units) if count > 0]
+    if sum(count for _, count in phases) != units:
+        raise XgenError(f"architecture '{arch.name}' split {units} epochs into phases of another total.")
+    sample = getattr(dataset, "sample_train", lambda n, g: None)
+    streams = steps is not None and not borrowed and sample(1, torch.Generator().manual_seed(seed)) is not None
+
+    def log(record: dict[str, Any]) -> None:
+        history.append(record)
+        if on_log is not None:
+            module.eval()
+            try:
+                on_log(record, arch.wrap(module, input_shape))
+            finally:
+                module.train()
+
     epoch = 0
     with progress_bar(progress) as bar:
+        if steps is not None:
+            batches = _step_batches(images, labels, batch_size, generator, sample if streams else None)
+            every = log_every or max(1, steps // 100)
+            _train_steps(arch, module, batches, optimizers, steps, every, log, bar)
+            phases = []
         for index, (phase, count) in enumerate(phases):
             arch.begin_phase(index, optimizers)
             task = bar.add_task(f"train {arch.name} {phase}".rstrip(), total=count, status="")
@@ -125,7 +219,7 @@ def train(
     model.metadata = {
         "training": {
             "data": dataset.spec(),
-            "epochs": epochs,
+            **({"epochs": epochs} if steps is None else {"steps": steps, "fresh_batches": streams}),
             "batch_size": batch_size,
             "seed": seed,
             "device": str(device),

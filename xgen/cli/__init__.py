@@ -3,7 +3,16 @@
 import sys
 import warnings
 
-from xgen.cli import data, demo, evaluate, explain, fit_scorer, plugins, train  # noqa: F401  (each registers its command)
+from xgen.cli import (  # noqa: F401  (each registers its command)
+    data,
+    demo,
+    evaluate,
+    explain,
+    fit_scorer,
+    plugins,
+    train,
+    traverse,
+)
 from xgen.cli.app import app
 from xgen.errors import XgenError
 

@@ -16,6 +16,13 @@ def train(
     data: Annotated[str, typer.Option(help="Dataset spec, e.g. digits:normal=1.")],
     out: Annotated[Path | None, typer.Option(help="Checkpoint to write (default: ARCHITECTURE.pt).")] = None,
     epochs: Annotated[int | None, typer.Option(help="Epochs (default: the architecture's).")] = None,
+    steps: Annotated[
+        int | None,
+        typer.Option(
+            help="Train for this many optimiser steps instead of epochs; datasets that render any number of images "
+            "(dsprites) draw a fresh batch every step."
+        ),
+    ] = None,
     batch_size: Annotated[int | None, typer.Option(help="Batch size (default: the architecture's).")] = None,
     seed: Annotated[int, typer.Option(help="Random seed for initialisation and shuffling.")] = 0,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
@@ -32,6 +39,7 @@ def train(
         architecture,
         data,
         epochs=epochs,
+        steps=steps,
         batch_size=batch_size,
         seed=seed,
         device=device,
@@ -41,8 +49,10 @@ def train(
     )
     record = model.metadata["training"]
     history = record["history"]
-    losses = ", ".join(f"{k} {v:.4g}" for k, v in history[-1].items() if k not in ("epoch", "phase"))
-    typer.echo(
-        f"Saved {architecture} to {out}: {record['epochs']} epochs on {record['data']} "
-        f"({record['train_images']} images, seed {seed}) in {record['seconds']:.1f} s; final {losses}."
-    )
+    losses = ", ".join(f"{k} {v:.4g}" for k, v in history[-1].items() if k not in ("epoch", "step", "phase"))
+    if "steps" in record:
+        source = "fresh images each step" if record["fresh_batches"] else f"{record['train_images']} images"
+        length = f"{record['steps']} steps on {record['data']} ({source}"
+    else:
+        length = f"{record['epochs']} epochs on {record['data']} ({record['train_images']} images"
+    typer.echo(f"Saved {architecture} to {out}: {length}, seed {seed}) in {record['seconds']:.1f} s; final {losses}.")

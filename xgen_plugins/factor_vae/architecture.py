@@ -1,0 +1,158 @@
+"""Architecture `factor-vae`: FactorVAE (Kim & Mnih 2018), beta-VAE with gamma=0, AD-FactorVAE with ad_weight > 0."""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any, ClassVar, Literal
+
+import torch
+from torch import nn
+
+import xgen
+from xgen_plugins.factor_vae.attention import latent_gradcams, latent_gradcams_loop
+from xgen_plugins.factor_vae.losses import (
+    attention_disentanglement,
+    bernoulli_reconstruction,
+    discriminator_loss,
+    gaussian_kl,
+    permute_dims,
+    total_correlation,
+)
+from xgen_plugins.factor_vae.networks import FactorVAEModule
+
+
+class StandardNormal:
+    """The prior N(0, I) of a `latent`-dimensional VAE: (n, generator) -> z (n, latent), drawn on the CPU."""
+
+    def __init__(self, latent: int) -> None:
+        self.latent = latent
+
+    def __call__(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        return torch.randn(n, self.latent, generator=generator)
+
+
+class FactorVAEArchitecture(xgen.Architecture):
+    """FactorVAE: L = E[-log p(x|z)] + beta KL(q(z|x) || p(z)) + gamma TC(z) (Kim & Mnih eq. 2, beta = 1), plus
+    lambda L_AD, the attention disentanglement loss of Liu et al. (../seeds/000 eq. 1), when `ad_weight` > 0.
+
+    One training step updates the VAE, then the discriminator:
+    1. VAE (Adam `lr`, betas (0.9, 0.999)): Bernoulli reconstruction summed over pixels, closed-form KL, and gamma
+       times the density-ratio TC estimate of the discriminator, whose weights are frozen for this step.
+    2. Discriminator (Adam `d_lr`, betas (0.5, 0.9)): cross-entropy between the batch's codes and the same codes
+       with each column shuffled across the batch (disentanglement_lib's single-batch form), on detached codes,
+       so that neither update leaks into the other's weights.
+    gamma = 0 with `beta` > 1 is the beta-VAE baseline (the discriminator still trains, so the TC estimate is
+    logged). `gamma` defaults to 40, inside the {10, ..., 50} grid of ../seeds/000 Table 1.
+
+    With ad_weight = lambda > 0 (AD-FactorVAE): the Grad-CAM of every latent mean at `ad_layer` (default the first
+    encoder conv, where the working public reproduction puts it; the reproduction report found the last conv
+    detrimental) enters eq. 1 for the pairs `ad_pairs` picks (see `losses.attention_disentanglement`: `top2` by
+    default). `ad_gradient="full"` keeps the Grad-CAM weights in the graph (create_graph), so L_AD trains the encoder
+    through them and through the activations; `"activations"` holds the weights constant. In a ReLU encoder the
+    Grad-CAM weights are piecewise constant in the attention layer's activations, so the two choices give the layers
+    up to `ad_layer` the same gradient; they differ in the layers above it, which `"full"` alone trains through L_AD.
+    `ad_jacobian="batched"` computes the D maps from one vmapped backward pass; `"loop"` from D passes, the same maps
+    (on this project's 2-core CPU the loop is 10-20% faster, benchmarks/factorvae_step.py; batched is the default
+    because one large pass suits a GPU).
+    """
+
+    name = "factor-vae"
+    description = "Kim & Mnih's FactorVAE (beta-VAE with gamma=0), and AD-FactorVAE with ad_weight > 0."
+    default_explainer: ClassVar[str] = "vae-gradcam"
+    default_scorer: ClassVar[str] = "recon-error"
+    epochs: ClassVar[int] = 10
+    batch_size: ClassVar[int] = 64
+
+    latent: int = 10
+    gamma: float = 40.0
+    beta: float = 1.0
+    lr: float = 1e-4
+    d_lr: float = 1e-4
+    ad_weight: float = 0.0
+    ad_layer: str = "encoder.0"
+    ad_pairs: Literal["top2", "consecutive", "all"] = "top2"
+    ad_gradient: Literal["full", "activations"] = "full"
+    ad_jacobian: Literal["batched", "loop"] = "batched"
+    ad_eps: float = 1e-8
+
+    def validate(self) -> None:
+        if self.latent < 2:
+            raise xgen.XgenError(
+                f"factor-vae needs latent >= 2 (its codes are permuted per dimension), got {self.latent}."
+            )
+        if self.gamma < 0 or self.beta < 0 or self.ad_weight < 0:
+            raise xgen.XgenError("factor-vae needs gamma, beta and ad_weight >= 0.")
+        if self.lr <= 0 or self.d_lr <= 0 or self.ad_eps <= 0:
+            raise xgen.XgenError("factor-vae needs lr, d_lr and ad_eps > 0.")
+
+    def build(self, input_shape: tuple[int, int, int]) -> nn.Module:
+        channels, height, width = input_shape
+        if height % 16 or width % 16 or height < 16 or width < 16:
+            raise xgen.XgenError(
+                f"factor-vae needs image height and width divisible by 16 (four stride-2 convs), got {height}x{width}; "
+                "resize the images (dSprites is 64x64)."
+            )
+        module = FactorVAEModule(channels, height, width, latent=self.latent)
+        if self.ad_weight > 0:
+            self._ad_module(module)
+        return module
+
+    def _ad_module(self, module: nn.Module) -> nn.Module:
+        """The encoder conv that `ad_layer` names, or one sentence listing the ones it could name."""
+        convs = [f"encoder.{i}" for i, m in enumerate(module.encoder) if isinstance(m, nn.Conv2d)]
+        if self.ad_layer not in convs:
+            raise xgen.XgenError(
+                f"factor-vae has no encoder conv '{self.ad_layer}' for the attention disentanglement loss; set "
+                f"ad_layer to one of {', '.join(convs)}."
+            )
+        return module.get_submodule(self.ad_layer)
+
+    def configure_optimizers(self, module: nn.Module) -> list[torch.optim.Optimizer]:
+        vae = [p for name, p in module.named_parameters() if not name.startswith("tc_discriminator.")]
+        return [
+            torch.optim.Adam(vae, lr=self.lr, betas=(0.9, 0.999)),
+            torch.optim.Adam(module.tc_discriminator.parameters(), lr=self.d_lr, betas=(0.5, 0.9)),
+        ]
+
+    def vae_loss(self, module: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, float], torch.Tensor]:
+        """The VAE side of one step on x: (B, C, H, W) in [0, 1] -> (loss, logged terms, the sampled codes z)."""
+        ad = self.ad_weight > 0
+        capture = xgen.gradients.capture(self._ad_module(module), cut=False) if ad else contextlib.nullcontext([])
+        with capture as seen:
+            logits, mu, logvar, z = module(x)
+        recon = bernoulli_reconstruction(logits, x)
+        kl = gaussian_kl(mu, logvar)
+        tc = total_correlation(module.tc_discriminator(z))
+        loss = recon + self.beta * kl + self.gamma * tc
+        logged = {"recon": float(recon.detach()), "kl": float(kl.detach()), "tc": float(tc.detach())}
+        if ad:
+            gradcams = latent_gradcams if self.ad_jacobian == "batched" else latent_gradcams_loop
+            maps = gradcams(mu, seen[0], self.ad_gradient)
+            l_ad = attention_disentanglement(maps, self.ad_pairs, self.ad_eps)
+            loss = loss + self.ad_weight * l_ad
+            logged["ad"] = float(l_ad.detach())
+        return loss, logged, z
+
+    def training_step(
+        self, module: nn.Module, x: torch.Tensor, optimizers: list[torch.optim.Optimizer]
+    ) -> dict[str, float]:
+        vae_optimizer, d_optimizer = optimizers
+        discriminator = module.tc_discriminator
+        discriminator.requires_grad_(False)
+        try:
+            loss, logged, z = self.vae_loss(module, x)
+            vae_optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+        finally:
+            discriminator.requires_grad_(True)
+        vae_optimizer.step()
+        codes = z.detach()
+        d_loss = discriminator_loss(discriminator(codes), discriminator(permute_dims(codes)))
+        d_optimizer.zero_grad(set_to_none=True)
+        d_loss.backward()
+        d_optimizer.step()
+        return {"loss": float(loss.detach()), **logged, "d_loss": float(d_loss.detach())}
+
+    def wrap_arguments(self, module: nn.Module) -> dict[str, Any]:
+        """vae-gradcam's layer (the last encoder conv) and the N(0, I) prior, so the model can `generate`."""
+        return {"layer": "encoder.6", "prior": StandardNormal(self.latent)}
