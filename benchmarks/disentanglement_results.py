@@ -23,17 +23,19 @@ import contextlib
 import fcntl
 import json
 import os
+import statistics
 import time
 import warnings
 from pathlib import Path
 from typing import Any
 
 import torch
-from result_runs import load_runs, machine
+from result_runs import load_runs, machine, write_report
 
 import xgen
+from xgen.plugins import lookup
 from xgen_plugins.dsprites import DSprites
-from xgen_plugins.factor_vae.attention import latent_gradcams
+from xgen_plugins.factor_vae.attention import attention_maps, latent_gradcams
 from xgen_plugins.factor_vae.losses import attention_disentanglement, gaussian_kl, total_correlation
 
 RUNS = Path(__file__).parent / "runs"
@@ -80,11 +82,16 @@ def encode_means(model: xgen.Model, images: torch.Tensor, batch: int = 512) -> t
 
 
 def overlaps(model: xgen.Model, images: torch.Tensor, rules: tuple[str, ...]) -> dict[str, float]:
-    """Mean eq. 1 overlap of the per-dimension maps at the first conv under each pair rule, images (N, 1, 64, 64)."""
+    """Mean eq. 1 overlap of the per-dimension maps at the first conv, images (N, 1, 64, 64): under each pair rule
+    with the loss's default maps (abs, each scaled to max 1), and for the top-2 pair with raw ReLU maps (the literal
+    reading, which a shrinking map can drive to 0)."""
     with xgen.gradients.capture(model.layer("encoder.0"), cut=True) as seen, torch.enable_grad():
         mu = model.encode(images).mean
-    maps = latent_gradcams(mu, seen[0], gradient="activations").detach()
-    return {rule: float(attention_disentanglement(maps, rule)) for rule in rules}
+    cams = latent_gradcams(mu, seen[0], gradient="activations").detach()
+    maps = attention_maps(cams, "abs", "max")
+    out = {f"overlap_{rule}": float(attention_disentanglement(maps, rule)) for rule in rules}
+    out["overlap_top2_raw"] = float(attention_disentanglement(attention_maps(cams, "relu", "none"), "top2"))
+    return out
 
 
 def measure(model: xgen.Model, data: DSprites, probe: torch.Tensor, args: argparse.Namespace, final: bool) -> dict:
@@ -114,7 +121,7 @@ def measure(model: xgen.Model, data: DSprites, probe: torch.Tensor, args: argpar
         "kl_per_dim": [round(float(v), 4) for v in kl_per_dim],
     }
     rules = ("top2", "consecutive", "all") if final else ("top2",)
-    point.update({f"overlap_{rule}": value for rule, value in overlaps(model, probe[: args.overlap_n], rules).items()})
+    point.update(overlaps(model, probe[: args.overlap_n], rules))
     if final and args.chen_images:
         point["mig"] = float(xgen.metric("mig", images=args.chen_images, seed=0)(model=model, data=data))
     point["measure_s"] = round(time.perf_counter() - started, 2)
@@ -252,6 +259,261 @@ def run(args: argparse.Namespace) -> None:
     print(f"no cell left to claim in {args.log}", flush=True)
 
 
+CONTROL_RULE = (
+    "a difference counts when the two means differ by more than the sum of their seed standard deviations; with one "
+    "seed on either side the comparison is not testable yet"
+)
+
+
+def grouped(runs: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    out: dict[str, list[dict[str, Any]]] = {}
+    for r in runs:
+        out.setdefault(r["variant"], []).append(r)
+    return out
+
+
+def values(runs: list[dict[str, Any]], key: str) -> list[float]:
+    return [float(r["final"][key]) for r in runs if key in r["final"]]
+
+
+def verdict(a: list[float], b: list[float], higher_is_better: bool) -> str:
+    """Whether a beats b under CONTROL_RULE: 'better', 'worse', 'level' or 'not testable (n seeds)'."""
+    if len(a) < 2 or len(b) < 2:
+        return f"not testable ({len(a)} and {len(b)} seeds)"
+    diff = statistics.mean(a) - statistics.mean(b)
+    if abs(diff) <= statistics.stdev(a) + statistics.stdev(b):
+        return "level"
+    return "better" if (diff > 0) == higher_is_better else "worse"
+
+
+def controls(args: argparse.Namespace) -> dict[str, float]:
+    """What an untrained factor-vae (seed 0) scores on the same measures: the floor every trained run must clear."""
+    path = args.log.with_name("disentanglement-controls.json")
+    if path.exists():
+        return json.loads(path.read_text())
+    torch.set_num_threads(args.threads)
+    data = DSprites(train_n=64, test_n=args.probe_n)
+    arch = lookup("architecture", "factor-vae")()
+    torch.manual_seed(0)
+    module = arch.build((1, 64, 64)).eval()
+    model = arch.wrap(module, (1, 64, 64))
+    point = measure(model, data, data.test().images, args, final=True)
+    noise = torch.rand(2, 20_000, 32, 32, generator=torch.Generator().manual_seed(0))
+    point["overlap_uniform_noise"] = float(attention_disentanglement(noise.transpose(0, 1), "top2"))
+    path.write_text(json.dumps(point, indent=1))
+    return point
+
+
+MEASURES = [
+    ("recon", "recon error", False, "{:.1f}"),
+    ("factorvae_score", "FactorVAE score", True, "{:.3f}"),
+    ("mig", "MIG (Chen)", True, "{:.3f}"),
+    ("mig_binned", "MIG (binned)", True, "{:.3f}"),
+    ("overlap_top2", "top-2 overlap", False, "{:.3f}"),
+    ("overlap_top2_raw", "top-2 overlap, raw ReLU maps", False, "{:.3f}"),
+    ("tc_discriminator", "TC (D)", False, "{:.2f}"),
+    ("active_dims", "active dims", None, "{:.1f}"),
+]
+
+
+def fmt(vals: list[float], pattern: str) -> str:
+    if not vals:
+        return "–"
+    if len(vals) == 1:
+        return pattern.format(vals[0])
+    return f"{pattern.format(statistics.mean(vals))} ± {pattern.format(statistics.stdev(vals))}"
+
+
+def table_rows(by: dict[str, list[dict[str, Any]]], names: list[tuple[str, str]]) -> list[str]:
+    header = "| variant | seeds | s/step | " + " | ".join(label for _, label, _, _ in MEASURES) + " |"
+    lines = [header, "|" + "---|" * (3 + len(MEASURES))]
+    for variant, label in names:
+        runs = by.get(variant, [])
+        step = fmt([r["step_s"] for r in runs], "{:.2f}")
+        cells = [fmt(values(runs, key), pattern) for key, _, _, pattern in MEASURES]
+        lines.append(f"| {label} | {len(runs)} | {step} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def plots(by: dict[str, list[dict[str, Any]]], out: Path) -> list[str]:
+    """The trade-off scatter (recon against FactorVAE score and MIG) and the metric curves over steps, as PNGs."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    written = []
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    for ax, key, label in zip(axes, ("factorvae_score", "mig"), ("FactorVAE score", "MIG (Chen)"), strict=True):
+        for kind, colour in (("fvae", "tab:blue"), ("ad", "tab:orange")):
+            for g in GAMMAS:
+                runs = by.get(f"{kind}-g{g}" if kind == "fvae" else f"ad-g{g}-l1", [])
+                xs, ys = values(runs, "recon"), values(runs, key)
+                if xs and ys:
+                    ax.scatter(xs, ys, color=colour, s=25)
+                    ax.annotate(f"{g}", (statistics.mean(xs), statistics.mean(ys)), fontsize=7)
+        ax.set_xlabel("reconstruction error (held-out, nats / image)")
+        ax.set_ylabel(label)
+    axes[0].scatter([], [], color="tab:blue", label="FactorVAE")
+    axes[0].scatter([], [], color="tab:orange", label="AD-FactorVAE (lambda 1)")
+    axes[0].legend(fontsize=8)
+    fig.suptitle("Trade-off at the last step; numbers are gamma; one dot per seed", fontsize=9)
+    fig.tight_layout()
+    path = out / "disentanglement-tradeoff.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    written.append(path.name)
+
+    fig, axes = plt.subplots(1, 4, figsize=(15, 3.4))
+    keys = [
+        ("recon", "recon error"),
+        ("factorvae_score", "FactorVAE score (curve preset)"),
+        ("mig_binned", "MIG (binned)"),
+        ("overlap_top2", "top-2 overlap"),
+    ]
+    for ax, (key, label) in zip(axes, keys, strict=True):
+        for variant, colour in (
+            ("fvae-g40", "tab:blue"),
+            ("ad-g40-l1", "tab:orange"),
+            ("fvae-g10", "tab:green"),
+            ("ad-g10-l1", "tab:red"),
+        ):
+            for i, r in enumerate(by.get(variant, [])):
+                ax.plot(
+                    [c["step"] for c in r["curve"]],
+                    [c[key] for c in r["curve"]],
+                    color=colour,
+                    marker="o",
+                    ms=3,
+                    label=variant if i == 0 else None,
+                    alpha=0.8,
+                )
+        ax.set_title(label, fontsize=9)
+        ax.set_xlabel("step")
+    axes[0].legend(fontsize=7)
+    fig.tight_layout()
+    path = out / "disentanglement-curves.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    written.append(path.name)
+    return written
+
+
+def figure4(args: argparse.Namespace, out: Path) -> str | None:
+    """Held-out dSprites images with the maps of their two highest-responding dimensions (Liu et al.'s Figure 4,
+    right), for the kept gamma-40 seed-0 FactorVAE and AD-FactorVAE checkpoints."""
+    from xgen.visualize import captioned, grid, overlays, save_png
+
+    folder = RUNS / "disentanglement"
+    paths = [folder / "fvae-g40-s0.pt", folder / "ad-g40-l1-s0.pt"]
+    if not all(p.exists() for p in paths):
+        return None
+    data = DSprites(train_n=64, test_n=args.probe_n)
+    images = data.test().images[:6]
+    tiles = []
+    for path in paths:
+        model = xgen.load(path)
+        exp = xgen.explain(model, images, plugin="vae-gradcam", per_dim=True, layer="encoder.0")
+        per_dim = exp.details["per_dim"]
+        with xgen.gradients.capture(model.layer("encoder.0"), cut=True) as seen, torch.enable_grad():
+            mu = model.encode(images).mean
+        raw = attention_maps(latent_gradcams(mu, seen[0], "activations").detach())
+        top = raw.flatten(2).sum(2).topk(2, dim=1).indices
+        ratio = attention_disentanglement(raw, "top2", reduction="none")
+        for i in range(len(images)):
+            maps = per_dim[i, top[i]].numpy()
+            shown = overlays(images[i : i + 1].repeat(2, 1, 1, 1).numpy(), maps)
+            name = path.stem.split("-s")[0]
+            for k in range(2):
+                caption = f"{name} z{int(top[i, k])}" + (f" ov {float(ratio[i]):.2f}" if k == 0 else "")
+                tiles.append(captioned(shown[k], caption, min_size=96))
+    target = out / "disentanglement-top2-maps.png"
+    save_png(grid(tiles, columns=4), target)
+    return target.name
+
+
+def report(args: argparse.Namespace) -> None:
+    runs = [r for r in load_runs(args.log) if r["steps"] == args.steps]
+    by = grouped(runs)
+    out = args.out.parent
+    control = controls(args)
+    figures = plots(by, out)
+    fig4 = figure4(args, out)
+    machines = sorted({r["machine"] for r in runs})
+    lines = [
+        "# FactorVAE and AD-FactorVAE on dSprites: run log summary",
+        "",
+        f"Made by `python benchmarks/disentanglement_results.py report` from {len(runs)} runs in `{args.log.name}` "
+        f"({args.steps} steps each, batch 64, fresh dSprites batches every step). Machines: {'; '.join(machines)}.",
+        "Measures at the last step on 1,000 held-out dSprites test images (split_seed 0): reconstruction error = "
+        "Bernoulli NLL of the decoded encoder mean, summed over pixels; FactorVAE score with "
+        f"{runs[0]['final_votes'] if runs else '?'} training and half as many evaluation votes of 64 images; Chen's "
+        f"MIG on a {runs[0]['chen_images'] if runs else '?'}-cell grid subsample; binned MIG on "
+        f"{runs[0]['mig_images'] if runs else '?'} images; top-2 overlap = eq. 1 between the two most responding "
+        "dimensions' Grad-CAMs at the first conv; TC (D) = the discriminator's density-ratio estimate; active dims = "
+        "latents whose mean KL exceeds 0.01 (the report's threshold).",
+        "",
+        f"Verdict rule: {CONTROL_RULE}.",
+        "",
+        "## Controls: an untrained factor-vae (seed 0) on the same measures",
+        "",
+        "| measure | value |",
+        "|---|---|",
+        *[
+            f"| {key} | {control[key]:.3f} |"
+            for key in ("recon", "factorvae_score", "mig", "mig_binned", "overlap_top2", "overlap_uniform_noise")
+            if key in control
+        ],
+        "",
+        "FactorVAE score chance level with five factors: 0.2. overlap_uniform_noise: two independent uniform-noise "
+        "maps (eq. 1 expectation 2/3).",
+        "",
+        "## Experiment 1: FactorVAE against AD-FactorVAE (lambda 1) over gamma",
+        "",
+        *table_rows(
+            by,
+            [
+                (f"{k}-g{g}{s}", f"{n} gamma {g}")
+                for g in GAMMAS
+                for k, s, n in (("fvae", "", "FactorVAE"), ("ad", "-l1", "AD"))
+            ],
+        ),
+        "",
+        "| gamma | FactorVAE score: AD vs FactorVAE | MIG: AD vs FactorVAE | recon: AD vs FactorVAE | "
+        "top-2 overlap: AD vs FactorVAE |",
+        "|---|---|---|---|---|",
+    ]
+    for g in GAMMAS:
+        fv, ad = by.get(f"fvae-g{g}", []), by.get(f"ad-g{g}-l1", [])
+        cells = [
+            verdict(values(ad, k), values(fv, k), hib)
+            for k, hib in (("factorvae_score", True), ("mig", True), ("recon", False), ("overlap_top2", False))
+        ]
+        lines.append(f"| {g} | " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        "## Experiment 3: lambda at two gammas",
+        "",
+        *table_rows(by, [(f"ad-g{g}-l{lam}", f"AD gamma {g} lambda {lam}") for g in (10, 40) for lam in (0.5, 1, 1.5)]),
+        "",
+        "## The choices the paper leaves open (gamma 40, lambda 1, seed 0)",
+        "",
+        *table_rows(
+            by,
+            [
+                ("ad-g40-l1", "top2 pairs, full gradient (default)"),
+                ("ad-g40-l1-consecutive", "consecutive pairs"),
+                ("ad-g40-l1-all", "all pairs"),
+                ("ad-g40-l1-activations", "top2, activations only"),
+            ],
+        ),
+        "",
+        "Figures: " + ", ".join(f"`{f}`" for f in figures + ([fig4] if fig4 else [])),
+        "",
+    ]
+    write_report(args.out, lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -271,7 +533,24 @@ def main() -> None:
     r.add_argument("--keep", action="store_true", help="save the gamma-40 seed-0 checkpoints for the map figure")
     r.add_argument("--log", type=Path, default=RUNS / "disentanglement.jsonl")
     r.add_argument("--quick", action="store_true", help="20 steps, tiny presets, two cells: checks the script")
+    p = sub.add_parser("report", help="tables, plots and the map figure from the run log")
+    p.add_argument("--log", type=Path, default=RUNS / "disentanglement.jsonl")
+    p.add_argument("--out", type=Path, default=RUNS / "disentanglement.md")
+    p.add_argument("--steps", type=int, default=1500)
+    p.add_argument("--threads", type=int, default=1)
+    for flag, default in (
+        ("--votes", 300),
+        ("--final-votes", 1000),
+        ("--variance-images", 3000),
+        ("--mig-images", 5000),
+        ("--chen-images", 10_000),
+        ("--probe-n", 1000),
+        ("--overlap-n", 500),
+    ):
+        p.add_argument(flag, type=int, default=default, help="as for run (the controls use them)")
     args = parser.parse_args()
+    if args.command == "report":
+        report(args)
     if args.command == "run":
         if args.quick:
             args.steps, args.curve_every, args.votes, args.final_votes = 20, 10, 20, 40

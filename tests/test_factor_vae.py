@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 import xgen
 from xgen.plugins import lookup
 from xgen_plugins.dsprites import DSprites
-from xgen_plugins.factor_vae.attention import latent_gradcams, latent_gradcams_loop
+from xgen_plugins.factor_vae.attention import attention_maps, latent_gradcams, latent_gradcams_loop
 from xgen_plugins.factor_vae.losses import attention_disentanglement, map_overlap, permute_dims
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -72,6 +72,21 @@ def test_pair_rules_pick_the_pairs_they_name():
     assert attention_disentanglement(maps, "top2").item() == pytest.approx(1.0)
 
 
+def test_map_scaling_makes_eq_1_compare_where_maps_respond_not_how_strongly():
+    a = torch.rand(1, 1, 6, 6)
+    b = torch.rand(1, 1, 6, 6)
+    pair = torch.cat([a, b], dim=1)
+    shrunk = torch.cat([a, b * 1e-3], dim=1)
+    raw, raw_shrunk = (attention_disentanglement(attention_maps(p, "abs", "none"), "all") for p in (pair, shrunk))
+    assert raw_shrunk < 0.01 < raw
+    for scale in ("max", "sum"):
+        kept = [float(attention_disentanglement(attention_maps(p, "abs", scale), "all")) for p in (pair, shrunk)]
+        assert kept[0] == pytest.approx(kept[1], rel=1e-4)
+    signed = torch.stack([torch.ones(4, 4), -torch.ones(4, 4)])[None]
+    assert float(attention_disentanglement(attention_maps(signed, "abs", "max"), "all")) == pytest.approx(1.0)
+    assert attention_disentanglement(attention_maps(signed, "relu", "max"), "all") == 0.0
+
+
 def test_batched_maps_equal_one_backward_pass_per_dimension():
     _, module, x = _setup()
     with xgen.gradients.capture(module.encoder[0], cut=False) as seen:
@@ -86,7 +101,7 @@ def _first_conv_grad(gradient: str, ad_weight: float = 1.0) -> torch.Tensor:
     _, module, x = _setup(ad_weight=ad_weight, ad_gradient=gradient)
     with xgen.gradients.capture(module.encoder[0], cut=False) as seen:
         _, mu, _, _ = module(x)
-    maps = latent_gradcams(mu, seen[0], gradient)
+    maps = attention_maps(latent_gradcams(mu, seen[0], gradient))
     loss = attention_disentanglement(maps, "top2")
     grads = torch.autograd.grad(loss, [module.encoder[0].weight, module.encoder[6].weight], allow_unused=True)
     return tuple(torch.zeros(1) if g is None else g for g in grads)
