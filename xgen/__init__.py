@@ -29,6 +29,7 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "Factors": ("xgen.data", "Factors"),
     "ImageSet": ("xgen.data", "ImageSet"),
     "Latent": ("xgen.model", "Latent"),
+    "StandardNormal": ("xgen.model", "StandardNormal"),
     "Metric": ("xgen.methods", "Metric"),
     "Model": ("xgen.model", "Model"),
     "Scorer": ("xgen.methods", "Scorer"),
@@ -66,6 +67,7 @@ __all__ = [
     "Model",
     "PluginError",
     "Scorer",
+    "StandardNormal",
     "WrapError",
     "XgenError",
     "__version__",
@@ -114,7 +116,7 @@ if TYPE_CHECKING:
     from xgen.data import Dataset, Factors, ImageSet
     from xgen.evaluation import Evaluation, evaluate
     from xgen.methods import Explainer, Explanation, Metric, Scorer
-    from xgen.model import Latent, Model, wrap
+    from xgen.model import Latent, Model, StandardNormal, wrap
     from xgen.plugins import open_dataset as dataset
     from xgen.training import train
     from xgen.traversal import traverse

@@ -20,14 +20,19 @@ class Architecture(Configurable, abc.ABC):
     `configure_optimizers` (e.g. alternating GAN updates). `default_explainer` names the explainer
     `xgen explain` uses for its checkpoints when no `--plugin` is given; `default_scorer` the scorer that gives
     `xgen evaluate` its image scores when the explainer gives none; `any_input_size` lets `xgen.explain` pass
-    images of any height and width (channels still checked) to models that resize internally. `epochs`,
-    `batch_size` and `min_steps` (the fewest optimiser steps the default epochs may give, so tiny datasets still
-    train) are training defaults.
+    images of any height and width (channels still checked) to models that resize internally. `default_metrics`
+    are metric specs (`NAME` or `NAME:key=value,...`, as `--metric` takes them) that `xgen evaluate` adds to its
+    default selection for this architecture's checkpoints when the data supports them: a metric that is off by
+    default for everyone because it is slow (`by_default = False`) is then on for the models it is meant for, with
+    options that may preset it for them; `--metric` still runs only what it names. `epochs`, `batch_size` and
+    `min_steps` (the fewest optimiser steps the default epochs may give, so tiny datasets still train) are training
+    defaults.
     """
 
     kind: ClassVar[str] = "architecture"
     default_explainer: ClassVar[str | None] = None
     default_scorer: ClassVar[str | None] = None
+    default_metrics: ClassVar[tuple[str, ...]] = ()
     any_input_size: ClassVar[bool] = False
     epochs: ClassVar[int] = 10
     min_steps: ClassVar[int] = 0

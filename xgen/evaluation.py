@@ -131,6 +131,29 @@ def _parse_metrics(specs: Sequence[str] | None) -> list[_Asked] | None:
     return asked
 
 
+def _architecture_metrics(model: Model) -> tuple[list[_Asked], list[str]]:
+    """The metrics that the architecture of `model` adds to the default selection (`Architecture.default_metrics`),
+    built before any work, and a warning for each spec that cannot be built (its plugin missing, say). Nothing for a
+    model without a registered architecture, such as a wrapped module."""
+    if model.architecture is None:
+        return [], []
+    try:
+        architecture = lookup("architecture", model.architecture)
+    except XgenError:
+        return [], []
+    specs = architecture.default_metrics
+    added, warnings = [], []
+    for spec in (specs,) if isinstance(specs, str) else specs:
+        try:
+            added.extend(_parse_metrics([spec]) or [])
+        except XgenError as exc:
+            warnings.append(
+                f"architecture {architecture.name} adds metric {spec} to the default selection, but it cannot be "
+                f"used ({str(exc).rstrip('.')}), so it is left out"
+            )
+    return added, warnings
+
+
 def _check_scorer(model: Model, spec: str) -> Scorer | None:
     """Check scorer `spec` against `model` before any work; the scorer when it learns and was never fitted on the
     model with these options, else None."""
@@ -182,9 +205,11 @@ def _supported(metric_cls: type[Metric], why: dict[str, str | None]) -> bool:
     return all(why.get(need, "") is None for need in metric_cls.requires)
 
 
-def _choose_metrics(asked: list[_Asked] | None, why: dict[str, str | None], data: str) -> list[_Asked]:
+def _choose_metrics(
+    asked: list[_Asked] | None, why: dict[str, str | None], data: str, added: Sequence[_Asked] = ()
+) -> list[_Asked]:
     """The metrics asked for, each checked against what the data supports; or every metric it supports that is
-    computed by default."""
+    computed by default, followed by those of `added` (the architecture's `default_metrics`) that it supports."""
     if asked is None:
         chosen = []
         for info in get_registry().list():
@@ -193,6 +218,11 @@ def _choose_metrics(asked: list[_Asked] | None, why: dict[str, str | None], data
             metric_cls = lookup("metric", info.name)
             if metric_cls.by_default and _supported(metric_cls, why):
                 chosen.append(_Asked(info.name, info.name, {}, metric_cls()))
+        specs = {item.spec for item in chosen}
+        for item in added:
+            if item.spec not in specs and _supported(type(item.metric), why):
+                chosen.append(item)
+                specs.add(item.spec)
         if not chosen:
             raise XgenError(
                 f"no metric can be computed: {data} {'; '.join(dict.fromkeys(filter(None, why.values())))}."
@@ -232,11 +262,18 @@ def _explain_all(
     return torch.cat(maps), (torch.cat(scores) if len(scores) == len(maps) else None)
 
 
-def _note_skipped(available: dict[str, str | None], warnings: list[str]) -> None:
-    """Name the metrics this evaluation could compute but leaves out by default (they sample the model at length)."""
+def _note_skipped(available: dict[str, str | None], warnings: list[str], chosen: Sequence[_Asked] = ()) -> None:
+    """Name the metrics this evaluation could compute but leaves out by default (they sample the model at length);
+    not those among `chosen` (added by the model's architecture)."""
+    running = {item.name for item in chosen}
     skipped = []
     for info in get_registry().list():
-        if info.kind == "metric" and not info.obj.by_default and _supported(info.obj, available):
+        if (
+            info.kind == "metric"
+            and not info.obj.by_default
+            and info.name not in running
+            and _supported(info.obj, available)
+        ):
             skipped.append(info.name)
     if skipped:
         asks = " ".join(f"--metric {name}" for name in skipped)
@@ -354,7 +391,8 @@ def evaluate(
     samples: int = 1000,
 ) -> Evaluation:
     """Explain the test split of `data` with `plugin` (default: the model's explainer) and compute `metrics`
-    (specs like `iou:threshold=0.3`; default: every metric the data supports).
+    (specs like `iou:threshold=0.3`; default: every metric the data supports that is computed by default, and
+    those of the model's architecture's `default_metrics` that the data supports).
 
     Image scores come from `scorer` (a spec, `embedding-lof:tap=mean`) if given, else the explainer's scores, else
     the model's default scorer, else the maximum of each raw map. A scorer that learns and was never fitted on the
@@ -387,6 +425,7 @@ def evaluate(
     model.check_requires(explainer_cls.requires, f"explainer '{name}'")
     unfitted = _check_scorer(model, scorer) if scorer is not None else None
     asked = _parse_metrics(metrics)
+    added, warnings = _architecture_metrics(model) if asked is None else ([], [])
     extractor = None
     if features is not None:
         if samples < 2:
@@ -394,7 +433,6 @@ def evaluate(
         model.check_requires({"generate"}, "features= (images generated for fid, precision and recall)")
         extractor = open_extractor(features, model.device)
     test = dataset.test()
-    warnings: list[str] = []
     training = model.metadata.get("training", {})
     used = set(training.get("test_images_used", [])) if training.get("data") == spec else set()
     if used:
@@ -441,9 +479,9 @@ def evaluate(
             **_generated_inputs(extractor),
             **_factor_inputs(model, dataset),
         }
-        chosen = _choose_metrics(asked, available, spec)
+        chosen = _choose_metrics(asked, available, spec, added)
         if asked is None:
-            _note_skipped(available, warnings)
+            _note_skipped(available, warnings, chosen)
         codes = factors = None
         if any({"codes", "factors"} & set(item.metric.requires) for item in chosen):
             codes = _codes(model, test.images, batch_size, bar)
@@ -492,6 +530,8 @@ def evaluate(
     for item in chosen:
         if "seed" in item.metric.options() and "seed" not in item.options:
             item.metric.seed = seed
+        if "progress" in item.metric.options() and "progress" not in item.options:
+            item.metric.progress = progress
     results = []
     inputs = {"maps": normalized, "masks": test.masks, "scores": normalized_scores, "labels": test.labels}
     inputs.update(real=real, fake=fake, codes=codes, factors=factors, model=model, data=dataset)

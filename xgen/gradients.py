@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from xgen.errors import WrapError
@@ -75,6 +76,29 @@ def _run(model: Model, layer: str, x: torch.Tensor, forward: Callable[[torch.Ten
             "make sure the model's weights or input take part in autograd."
         )
     return activations, outputs
+
+
+def cam_maps(
+    cam: torch.Tensor, size: tuple[int, int], sign: str = "none", normalize: str = "none", rtol: float = 1e-5
+) -> torch.Tensor:
+    """Class-activation maps at input resolution: cam (N, K, h, w) -> (N, K, H, W) by bilinear upsampling to `size`,
+    then the sign rule (`abs`, `relu` or `none`), then per-map min-max scaling to [0, 1] (`normalize="minmax"`).
+
+    A flat map (range within `rtol` of its largest magnitude: float32 rounding of sums done in different orders)
+    scales to 0, never to NaN nor to stretched noise, so an output that does not depend on the image has a flat map.
+    """
+    up = F.interpolate(cam, size=size, mode="bilinear", align_corners=False)
+    if sign == "abs":
+        up = up.abs()
+    elif sign == "relu":
+        up = up.clamp_min(0.0)
+    if normalize == "minmax":
+        flat = up.flatten(2)
+        low = flat.min(dim=2, keepdim=True).values
+        span = flat.max(dim=2, keepdim=True).values - low
+        is_flat = span <= rtol * flat.abs().max(dim=2, keepdim=True).values
+        up = torch.where(is_flat, torch.zeros_like(flat), (flat - low) / span.clamp_min(1e-12)).view_as(up)
+    return up
 
 
 def check_spatial(activations: torch.Tensor, layer: str) -> None:

@@ -15,6 +15,18 @@ from xgen.methods import MODEL_REQUIREMENTS
 #: A model's prior: (n, generator) -> n latents (n, D...) that `decode` accepts, drawn with `generator` if given.
 Prior = Callable[[int, torch.Generator | None], torch.Tensor]
 
+
+class StandardNormal:
+    """The prior N(0, I) of a VAE with `latent` dimensions, as `wrap(prior=...)` takes it: (n, generator) -> z
+    (n, latent), drawn on the CPU so that a seed gives the same latents on any device."""
+
+    def __init__(self, latent: int) -> None:
+        self.latent = latent
+
+    def __call__(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        return torch.randn(n, self.latent, generator=generator)
+
+
 #: The optional heads `wrap` accepts, and the module method used when the argument is not given.
 _HEADS = {"classifier": "classify", "discriminator": "discriminate", "auxiliary": "auxiliary"}
 

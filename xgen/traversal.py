@@ -38,8 +38,10 @@ class Traversal:
 
     images: (S, D, T, C, H, W) float32 in [0, 1] on the CPU; images[s, d, t] decodes seed s with latent dimension
     dims[d] set to values[s, d, t], every other dimension kept. values: (S, D, T). dims: the D flat indices of the
-    latent traversed (a latent of shape (D1, D2, ...) is indexed flattened). seeds: (S, L) the seed latents, flat.
-    seed_images: (S, C, H, W) the images the seeds encode, or None for prior samples. maps: (S, D, H, W) each seed
+    latent traversed (a latent of shape (D1, D2, ...) is indexed flattened); for a categorical row, the first of its
+    one-hot columns, and values[s, d, t] the class shown. names: the D row labels (`z<index>` unless the model names
+    its dimensions). seeds: (S, L) the seed latents, flat. seed_images: (S, C, H, W) the images the seeds encode, the
+    decoded prior samples when an explainer was run on them for maps, else None. maps: (S, D, H, W) each seed
     image's attention map of each traversed dimension, drawn by explainer `plugin`, or None. variation: (D,) how much
     each traversal changes its images (the standard deviation over the steps, averaged over pixels and seeds);
     below `threshold` times the largest variation, or below `floor`, a dimension counts as inactive (collapsed to
@@ -59,6 +61,7 @@ class Traversal:
     maps: torch.Tensor | None = None
     plugin: str | None = None
     notes: list[str] = field(default_factory=list)
+    names: list[str] | None = None
 
     @property
     def inactive(self) -> torch.Tensor:
@@ -86,7 +89,7 @@ class Traversal:
             )
         font = ImageFont.load_default()
         probe = ImageDraw.Draw(Image.new("RGB", (1, 1)))
-        labels = [f"z{self.dims[i]}" for i in order]
+        labels = [self.names[i] if self.names else f"z{self.dims[i]}" for i in order]
         label_w = int(max(probe.textlength(text, font=font) for text in labels)) + 6
         row_h = th + _TILE_GAP
         block_w = strips.shape[2]
@@ -191,6 +194,71 @@ def _check_dims(dims: Sequence[int] | None, size: int, notes: list[str]) -> list
     return [int(d) for d in chosen]
 
 
+def _declared_rows(model: Model, size: int) -> list[tuple[str, list[int]]] | None:
+    """The rows the model's module declares in a `traverse_dims` attribute, as (name, latent columns): a list of
+    (name, flat index) pairs and (name, slice) pairs for a categorical code's one-hot columns; None if it has none."""
+    declared = getattr(model.module, "traverse_dims", None)
+    if not declared:
+        return None
+    rows = []
+    for entry in declared:
+        name, where = entry if isinstance(entry, (tuple, list)) and len(entry) == 2 else (None, None)
+        if isinstance(where, slice) and where.step in (None, 1):
+            columns = list(range(size))[where]
+            ok = len(columns) >= 2 and where.start is not None and where.stop is not None and where.stop <= size
+        else:
+            ok = isinstance(where, (int, np.integer)) and not isinstance(where, bool) and 0 <= where < size
+            columns = [int(where)] if ok else []
+        if not isinstance(name, str) or not ok:
+            raise XgenError(
+                f"the model's traverse_dims entry {entry!r} is not a (name, index or slice of at least two columns) "
+                f"pair within its {size} latent dimensions; fix the attribute or pass dims=."
+            )
+        rows.append((name, columns))
+    return rows
+
+
+def _rows(model: Model, dims: Sequence[int] | None, size: int, notes: list[str]) -> list[tuple[str, list[int]]]:
+    """The traversal's rows as (name, latent columns): `dims`, else the model's `traverse_dims`, else the first
+    dimensions. A row of several columns is a categorical code whose steps sweep its one-hot classes."""
+    declared = _declared_rows(model, size)
+    if dims is None and declared is not None:
+        return declared
+    names = {columns[0]: name for name, columns in declared or [] if len(columns) == 1}
+    return [(names.get(d, f"z{d}"), [d]) for d in _check_dims(dims, size, notes)]
+
+
+def _row_maps(
+    details: dict[str, Any], plugin: str, rows: list[str], dims: list[int], expected: tuple, notes: list[str]
+) -> torch.Tensor | None:
+    """(S, D, H, W) maps of the rows from an explanation's details: matched by name when the explainer names its
+    per_dim maps (`per_dim_names`, e.g. one per code), else indexed by latent dimension, (S, L, H, W) expected."""
+    found, names = details.get("per_dim"), details.get("per_dim_names")
+    if isinstance(found, torch.Tensor) and isinstance(names, (list, tuple)) and len(names) == found.shape[1]:
+        if (found.shape[0], *found.shape[2:]) != (expected[0], *expected[2:]):
+            raise XgenError(
+                f"explainer '{plugin}' gave per_dim maps of shape {tuple(found.shape)} for {expected[0]} "
+                f"images of {expected[2]}x{expected[3]}."
+            )
+        where = {str(name): k for k, name in enumerate(names)}
+        matched = [where.get(row) for row in rows]
+        if all(k is None for k in matched):
+            notes.append(
+                f"no per-dimension maps: explainer '{plugin}' draws maps of {', '.join(map(str, names))}, and no "
+                "traversed row has one of those names."
+            )
+            return None
+        missing = [row for row, k in zip(rows, matched, strict=True) if k is None]
+        if missing:
+            notes.append(f"explainer '{plugin}' draws no map of {', '.join(missing)}; those rows' maps show 0.")
+        blank = torch.zeros_like(found[:, 0])
+        return torch.stack([blank if k is None else found[:, k] for k in matched], 1).detach().float().cpu()
+    if not isinstance(found, torch.Tensor) or tuple(found.shape) != expected:
+        shape = tuple(getattr(found, "shape", ()))
+        raise XgenError(f"explainer '{plugin}' gave per_dim maps of shape {shape}, expected {expected}.")
+    return found[:, torch.tensor(dims, device=found.device)].detach().float().cpu()
+
+
 def _map_explainer(
     model: Model, plugin: str | None, maps: bool | None, has_images: bool, notes: list[str]
 ) -> str | None:
@@ -199,8 +267,9 @@ def _map_explainer(
         return None
     name = plugin or model.default_explainer
     reason = None
-    if not has_images:
-        reason = "the seeds are prior samples, not images, so there is nothing to explain"
+    if not has_images and name is None:
+        reason = "the seeds are prior samples and the model names no default explainer (pass plugin=... naming one"
+        reason += " with a per_dim option to explain the decoded samples)"
     elif name is None:
         reason = "the model names no default explainer (pass plugin=... naming one with a per_dim option)"
     else:
@@ -245,12 +314,16 @@ def traverse(
     N(0, 1) prior, so an odd `steps` puts the seed's own decoding in the middle column; `relative=False` sets the
     dimension to -span ... +span regardless of the seed (as disentanglement_lib's `latent_traversal_1d_multi_dim`
     replaces the seed's value).
-    dims: flat latent indices (default: all, up to MAX_DEFAULT_DIMS).
+    dims: flat latent indices (default: the rows the model's module declares in `traverse_dims`, e.g. one per code
+    of an InfoGAN, else all dimensions up to MAX_DEFAULT_DIMS). A declared row may be a slice of a categorical code's
+    one-hot columns: its steps then sweep the code's k classes left to right, in runs of about steps / k columns.
 
     maps: None draws the per-dimension maps when possible and otherwise adds a note; True requires them (one error
     sentence when impossible); False draws none. They come from explainer `plugin` (default: the model's) called
-    with `per_dim=True` and `explainer_options`, read from `Explanation.details["per_dim"]` (S, L, H, W); an
-    explainer without a `per_dim` option, a model it cannot explain, or prior seeds give no maps.
+    with `per_dim=True` and `explainer_options`, read from `Explanation.details["per_dim"]`: (S, L, H, W) indexed by
+    latent dimension, or (S, K, H, W) matched to the rows by name when details["per_dim_names"] names the K maps (as
+    `q-gradcam` names its codes). Prior seeds are explained as their decoded images when the model names a default
+    explainer or `plugin` is given. An explainer without a `per_dim` option or a model it cannot explain give no maps.
     threshold: a dimension whose variation (std over the steps, mean over pixels and seeds) is below this fraction of
     the largest variation counts as inactive (a relative rule: collapsed dimensions still move the images a little,
     by an amount that depends on the data). On a conv-vae trained on digits, 0.2 separated the dimensions that
@@ -287,13 +360,19 @@ def traverse(
         latent = model.encode(x).mean if x is not None else model.sample_prior(3 if n is None else n, generator)
     latent_shape = tuple(latent.shape[1:])
     seeds = latent.detach().flatten(1).float()
-    chosen = _check_dims(dims, seeds.shape[1], notes)
+    rows = _rows(model, dims, seeds.shape[1], notes)
+    chosen = [columns[0] for _, columns in rows]
     s, d = seeds.shape[0], len(chosen)
     index = torch.tensor(chosen, device=seeds.device)
     offsets = torch.linspace(-span, span, steps, device=seeds.device)
     values = seeds[:, index, None] + offsets if relative else offsets.expand(s, d, steps).clone()
     codes = seeds[:, None, None, :].expand(s, d, steps, seeds.shape[1]).clone()
     codes.scatter_(3, index.view(1, d, 1, 1).expand(s, d, steps, 1), values.unsqueeze(3))
+    for r, (_, columns) in enumerate(rows):
+        if len(columns) > 1:
+            classes = torch.arange(steps, device=seeds.device) * len(columns) // steps
+            codes[:, r, :, columns] = torch.nn.functional.one_hot(classes, len(columns)).to(codes.dtype)
+            values[:, r] = classes.to(values.dtype)
     codes = codes.reshape(s * d * steps, *latent_shape).to(latent.dtype)
     with torch.no_grad(), evaluation_mode(model):
         decoded = torch.cat([model.decode(chunk).float().cpu() for chunk in codes.split(batch_size)])
@@ -301,12 +380,14 @@ def traverse(
     variation = decoded.std(dim=2).flatten(2).mean(dim=2).mean(dim=0)
     per_dim = None
     if map_plugin is not None:
-        found = explain(model, x, plugin=map_plugin, **map_options).details.get("per_dim")
+        if x is None:
+            with torch.no_grad(), evaluation_mode(model):
+                x = model.decode(latent).float().clamp(0, 1)
+        details = explain(model, x, plugin=map_plugin, **map_options).details
         expected = (s, seeds.shape[1], x.shape[2], x.shape[3])
-        if not isinstance(found, torch.Tensor) or tuple(found.shape) != expected:
-            shape = tuple(getattr(found, "shape", ()))
-            raise XgenError(f"explainer '{map_plugin}' gave per_dim maps of shape {shape}, expected {expected}.")
-        per_dim = found[:, index.to(found.device)].detach().float().cpu()
+        per_dim = _row_maps(details, map_plugin, [name for name, _ in rows], chosen, expected, notes)
+        if per_dim is None and maps:
+            raise XgenError(f"cannot draw per-dimension maps: {notes[-1].removeprefix('no per-dimension maps: ')}")
     result = Traversal(
         images=decoded,
         values=values.cpu(),
@@ -319,8 +400,9 @@ def traverse(
         span=float(span),
         relative=relative,
         maps=per_dim,
-        plugin=map_plugin,
+        plugin=map_plugin if per_dim is not None else None,
         notes=notes,
+        names=[name for name, _ in rows],
     )
     inactive = int(result.inactive.sum())
     if inactive:

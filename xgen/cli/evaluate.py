@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 def _table(evaluation: Evaluation) -> Table:
     table = Table(title=f"{evaluation.plugin} on {evaluation.data} ({len(evaluation.test)} test images)")
     for column in ("metric", "value", "95% CI", "flagged"):
-        table.add_column(column, justify="left" if column == "metric" else "right")
+        table.add_column(column, justify="left" if column == "metric" else "right", overflow="fold")
     for r in evaluation.metrics:
         interval = f"[{r.interval[0]:.4f}, {r.interval[1]:.4f}]" if r.interval else ""
         flagged = f"{100 * r.flagged:.1f}%" if r.flagged is not None else ""

@@ -71,7 +71,10 @@ def traverse(
     n: Annotated[int, typer.Option(help="How many seed images (or prior samples).")] = 3,
     span: Annotated[float, typer.Option(help="Each dimension goes from its seed value - span to + span.")] = 2.0,
     steps: Annotated[int, typer.Option(help="Values per traversal (odd: the seed's own decoding is the middle).")] = 9,
-    dims: Annotated[str | None, typer.Option(help="Latent dimensions to traverse, e.g. 0,1,2 (default: all).")] = None,
+    dims: Annotated[
+        str | None,
+        typer.Option(help="Latent dimensions to traverse, e.g. 0,1,2 (default: the model's codes, else all)."),
+    ] = None,
     absolute: Annotated[
         bool, typer.Option(help="Set each dimension to -span ... +span instead of moving it around the seed value.")
     ] = False,

@@ -19,16 +19,6 @@ def vae_loss(recon: torch.Tensor, x: torch.Tensor, mu: torch.Tensor, logvar: tor
     return bce + kl
 
 
-class StandardNormal:
-    """The prior p(z) = N(0, I) of a `latent`-dimensional VAE: (n, generator) -> z (n, latent), drawn on the CPU."""
-
-    def __init__(self, latent: int) -> None:
-        self.latent = latent
-
-    def __call__(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        return torch.randn(n, self.latent, generator=generator)
-
-
 class ConvVAEArchitecture(xgen.Architecture):
     """Liu et al. (2020) MNIST VAE: conv 64 s2, conv 128 s2, FC 1024, latent 32, mirrored decoder, sigmoid.
 
@@ -62,7 +52,7 @@ class ConvVAEArchitecture(xgen.Architecture):
 
     def wrap_arguments(self, module: nn.Module) -> dict[str, Any]:
         """The attention layer of the reference code and the ELBO's N(0, I) prior, so the model can `generate`."""
-        return {"layer": "encoder.2", "prior": StandardNormal(self.latent)}
+        return {"layer": "encoder.2", "prior": xgen.StandardNormal(self.latent)}
 
     def training_step(
         self, module: nn.Module, x: torch.Tensor, optimizers: list[torch.optim.Optimizer]

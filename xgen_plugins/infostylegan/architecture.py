@@ -82,6 +82,7 @@ class InfoStyleGANArchitecture(xgen.Architecture):
         "Paul et al.'s InfoStyleGAN: a style-based GAN whose Q head on D's trunk recovers latent codes "
         "(InfoGAN and StyleGAN as settings)."
     )
+    default_explainer: ClassVar[str | None] = "disc-gradcam"
     epochs: ClassVar[int] = 20
     min_steps: ClassVar[int] = 2000
     batch_size: ClassVar[int] = 64

@@ -268,6 +268,31 @@ class InfoStyleGANModule(nn.Module):
         self.discriminator = Discriminator(channels, size, width, q_dim, q_hidden)
         he_init(self)
 
+    @property
+    def auxiliary_outputs(self) -> list[tuple[str, int | slice]]:
+        """Where each code's prediction lives in Q's raw output, for `q-gradcam`: (name, column) for a Bernoulli
+        logit or a uniform code's Gaussian mean, (name, slice) for a categorical code's logits. Empty without codes
+        (`codes` is set by the architecture's `build`)."""
+        codes = self.__dict__.get("codes")
+        if codes is None:
+            return []
+        return [(v.name, v.q if v.kind == "cat" else v.q.start) for v in codes.variables]
+
+    @property
+    def traverse_dims(self) -> list[tuple[str, int | slice]]:
+        """The rows `xgen traverse` draws by default, one per code: (name, column of z) for a Bernoulli or uniform
+        code, (name, slice of z) for a categorical code's one-hot columns; the noise z' is not traversed."""
+        codes = self.__dict__.get("codes")
+        if codes is None:
+            return []
+        return [
+            (
+                v.name,
+                slice(self.noise + v.c.start, self.noise + v.c.stop) if v.kind == "cat" else self.noise + v.c.start,
+            )
+            for v in codes.variables
+        ]
+
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """z = concat(z', c): (N, noise + code width) -> images (N, C, H, W) in [0, 1]."""
         return self.generator(z)

@@ -5,31 +5,8 @@ from __future__ import annotations
 from typing import Literal
 
 import torch
-import torch.nn.functional as F
 
 import xgen
-
-
-def postprocess(
-    cam: torch.Tensor, size: tuple[int, int], sign: str, normalize: str, eps: float = 1e-12, rtol: float = 1e-5
-) -> torch.Tensor:
-    """cam: (N, K, h, w) -> (N, K, H, W): bilinear upsampling, then the sign rule, then per-map min-max.
-
-    A flat map normalises to 0, never to NaN nor to stretched rounding noise: a map whose range is within
-    `rtol` of its largest magnitude (a few float32 ulps of channel sums done in different orders) counts as flat.
-    """
-    up = F.interpolate(cam, size=size, mode="bilinear", align_corners=False)
-    if sign == "abs":
-        up = up.abs()
-    elif sign == "relu":
-        up = up.clamp_min(0.0)
-    if normalize == "minmax":
-        flat = up.flatten(2)
-        low = flat.min(dim=2, keepdim=True).values
-        span = flat.max(dim=2, keepdim=True).values - low
-        is_flat = span <= rtol * flat.abs().max(dim=2, keepdim=True).values
-        up = torch.where(is_flat, torch.zeros_like(flat), (flat - low) / span.clamp_min(eps)).view_as(up)
-    return up
 
 
 class LatentSumGradCAM(xgen.Explainer):
@@ -95,7 +72,7 @@ class LatentSumGradCAM(xgen.Explainer):
             acts, alpha, _ = xgen.gradients.channel_weights(model, layer, x, latent_mean)
             cams = torch.einsum("nkc,nchw->nkhw", alpha, acts.detach())
             cam = cams[:, self.dim : self.dim + 1] if self.dim is not None else cams.sum(dim=1, keepdim=True)
-            details["per_dim"] = postprocess(cams, size, self.sign, self.normalize).detach()
+            details["per_dim"] = xgen.gradients.cam_maps(cams, size, self.sign, self.normalize).detach()
         else:
             dim = self.dim
 
@@ -110,5 +87,5 @@ class LatentSumGradCAM(xgen.Explainer):
                 g = g / (g.pow(2).mean(dim=(1, 2, 3), keepdim=True).sqrt() + 1e-5)
             alpha = g.mean(dim=(2, 3), keepdim=True)
             cam = (alpha * grads.activations.detach()).sum(dim=1, keepdim=True)
-        anomaly_map = postprocess(cam, size, self.sign, self.normalize)[:, 0]
+        anomaly_map = xgen.gradients.cam_maps(cam, size, self.sign, self.normalize)[:, 0]
         return xgen.Explanation(anomaly_map=anomaly_map.detach(), score=None, details=details)
