@@ -441,9 +441,10 @@ def report(args: argparse.Namespace) -> None:
     fig4 = figure4(args, out)
     machines = sorted({r["machine"] for r in runs})
     lines = [
-        "# FactorVAE and AD-FactorVAE on dSprites: run log summary",
+        "# FactorVAE and AD-FactorVAE on dSprites: the run log, every variant (generated)",
         "",
-        f"Made by `python benchmarks/disentanglement_results.py report` from {len(runs)} runs in `{args.log.name}` "
+        f"Made by `python benchmarks/disentanglement_results.py report --out {args.out}` from {len(runs)} runs in "
+        f"`{args.log.name}` "
         f"({args.steps} steps each, batch 64, fresh dSprites batches every step). Machines: {'; '.join(machines)}.",
         "Measures at the last step on 1,000 held-out dSprites test images (split_seed 0): reconstruction error = "
         "Bernoulli NLL of the decoded encoder mean, summed over pixels; FactorVAE score with "
