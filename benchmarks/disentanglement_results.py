@@ -35,7 +35,7 @@ from result_runs import load_runs, machine, write_report
 import xgen
 from xgen.plugins import lookup
 from xgen_plugins.dsprites import DSprites
-from xgen_plugins.factor_vae.attention import attention_maps, latent_gradcams
+from xgen_plugins.factor_vae.attention import attention_maps, dimension_cams
 from xgen_plugins.factor_vae.losses import attention_disentanglement, gaussian_kl, total_correlation
 
 RUNS = Path(__file__).parent / "runs"
@@ -85,9 +85,7 @@ def overlaps(model: xgen.Model, images: torch.Tensor, rules: tuple[str, ...]) ->
     """Mean eq. 1 overlap of the per-dimension maps at the first conv, images (N, 1, 64, 64): under each pair rule
     with the loss's default maps (abs, each scaled to max 1), and for the top-2 pair with raw ReLU maps (the literal
     reading, which a shrinking map can drive to 0)."""
-    with xgen.gradients.capture(model.layer("encoder.0"), cut=True) as seen, torch.enable_grad():
-        mu = model.encode(images).mean
-    cams = latent_gradcams(mu, seen[0], gradient="activations").detach()
+    cams = dimension_cams(model, images)
     maps = attention_maps(cams, "abs", "max")
     out = {f"overlap_{rule}": float(attention_disentanglement(maps, rule)) for rule in rules}
     out["overlap_top2_raw"] = float(attention_disentanglement(attention_maps(cams, "relu", "none"), "top2"))
@@ -190,12 +188,21 @@ def settings(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+#: The settings that make runs comparable; `overlap_n` is recorded but not part of the key.
+KEY_SETTINGS = (
+    "steps",
+    "curve_every",
+    "votes",
+    "final_votes",
+    "variance_images",
+    "mig_images",
+    "chen_images",
+    "probe_n",
+)
+
+
 def run_key(record: dict[str, Any]) -> str:
-    return json.dumps([record["variant"], record["seed"], {k: record[k] for k in settings_keys()}])
-
-
-def settings_keys() -> list[str]:
-    return ["steps", "curve_every", "votes", "final_votes", "variance_images", "mig_images", "chen_images", "probe_n"]
+    return json.dumps([record["variant"], record["seed"], {k: record[k] for k in KEY_SETTINGS}])
 
 
 @contextlib.contextmanager
@@ -415,9 +422,7 @@ def figure4(args: argparse.Namespace, out: Path) -> str | None:
         model = xgen.load(path)
         exp = xgen.explain(model, images, plugin="vae-gradcam", per_dim=True, layer="encoder.0")
         per_dim = exp.details["per_dim"]
-        with xgen.gradients.capture(model.layer("encoder.0"), cut=True) as seen, torch.enable_grad():
-            mu = model.encode(images).mean
-        raw = attention_maps(latent_gradcams(mu, seen[0], "activations").detach())
+        raw = attention_maps(dimension_cams(model, images))
         top = raw.flatten(2).sum(2).topk(2, dim=1).indices
         ratio = attention_disentanglement(raw, "top2", reduction="none")
         for i in range(len(images)):

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 import xgen
 from xgen.plugins import lookup
 from xgen_plugins.dsprites import DSprites
-from xgen_plugins.factor_vae.attention import attention_maps, latent_gradcams, latent_gradcams_loop
+from xgen_plugins.factor_vae.attention import attention_maps, dimension_cams, latent_gradcams, latent_gradcams_loop
 from xgen_plugins.factor_vae.losses import attention_disentanglement, map_overlap, permute_dims
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -198,3 +198,15 @@ def test_batched_and_looped_jacobians_give_the_same_training_step():
         arch.training_step(module, x, optimizers)
         weights.append(torch.cat([p.detach().flatten() for p in module.parameters()]))
     assert torch.allclose(weights[0], weights[1], atol=1e-6)
+
+
+def test_dimension_cams_of_a_model_equal_the_training_cams_whatever_the_batch():
+    arch, module, x = _setup()
+    module.eval()
+    model = arch.wrap(module, (1, 32, 32))
+    with xgen.gradients.capture(module.encoder[0], cut=False) as seen:
+        mu, _ = module.encode(x)
+    expected = latent_gradcams(mu, seen[0], "activations").detach()
+    got = dimension_cams(model, x, batch_size=3)
+    assert got.shape == (8, 10, 16, 16)
+    assert torch.allclose(got, expected, atol=1e-6)

@@ -7,7 +7,6 @@ from typing import Literal
 import torch
 
 import xgen
-from xgen_plugins.factor_vae.losses import attention_disentanglement
 
 Gradient = Literal["full", "activations"]
 Sign = Literal["abs", "relu"]
@@ -64,19 +63,10 @@ def attention_maps(cams: torch.Tensor, sign: Sign = "abs", normalize: Normalize 
     return maps
 
 
-def dimension_overlap(
-    model: xgen.Model,
-    x: torch.Tensor,
-    layer: str = "encoder.0",
-    pairs: str = "top2",
-    sign: Sign = "abs",
-    normalize: Normalize = "max",
-    batch_size: int = 256,
-) -> torch.Tensor:
-    """The eq. 1 overlap of each image's per-dimension maps at `layer`, under `pairs` (see
-    `losses.attention_disentanglement`) and the map rules of `attention_maps`: x (N, C, H, W) in [0, 1] -> (N,),
-    for held-out images of a trained model (claim (v) of Liu et al.: the high-response regions of different
-    dimensions separate)."""
+def dimension_cams(model: xgen.Model, x: torch.Tensor, layer: str = "encoder.0", batch_size: int = 256) -> torch.Tensor:
+    """The signed per-dimension Grad-CAMs at `layer` of a trained model, without gradients kept: x (N, C, H, W) in
+    [0, 1] -> cams (N, D, h, w) on the CPU. `attention_maps` turns them into the maps eq. 1 compares, e.g. to measure
+    on held-out images how much the dimensions' high-response regions overlap (claim (v) of Liu et al.)."""
     out = []
     module = model.layer(layer)
     with xgen.evaluation_mode(model):
@@ -84,6 +74,5 @@ def dimension_overlap(
             batch = x[start : start + batch_size].to(model.device)
             with xgen.gradients.capture(module, cut=True) as seen, torch.enable_grad():
                 mu = model.encode(batch).mean.flatten(1)
-            maps = attention_maps(latent_gradcams(mu, seen[0], gradient="activations").detach(), sign, normalize)
-            out.append(attention_disentanglement(maps, pairs, reduction="none"))
-    return torch.cat(out).cpu()
+            out.append(latent_gradcams(mu, seen[0], gradient="activations").detach().cpu())
+    return torch.cat(out)
