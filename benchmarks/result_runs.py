@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import platform
 import statistics
 from collections.abc import Callable
 from pathlib import Path
@@ -16,6 +15,8 @@ import torch
 
 import xgen
 from xgen.data import parse_spec
+from xgen.machine import cpu_name as cpu_name  # re-exported for the scripts
+from xgen.machine import describe
 
 
 def with_size(spec: str, size: int | None) -> str:
@@ -28,24 +29,9 @@ def with_size(spec: str, size: int | None) -> str:
     return f"{name}:{','.join(parts)}"
 
 
-def cpu_name() -> str:
-    """The CPU's model name (from /proc/cpuinfo where there is one)."""
-    try:
-        with open("/proc/cpuinfo") as info:
-            for line in info:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def machine() -> str:
     """CPU model, logical CPUs, torch and its threads, Python and OS: where the numbers were measured."""
-    return (
-        f"{cpu_name()}, {os.cpu_count()} logical CPUs, torch {torch.__version__} with {torch.get_num_threads()} "
-        f"threads, Python {platform.python_version()}, {platform.system()} {platform.release()}"
-    )
+    return describe()
 
 
 def busy_cpu_s() -> float | None:

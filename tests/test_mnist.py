@@ -40,7 +40,18 @@ def test_test_images_do_not_depend_on_the_normal_digit():
     assert xgen.dataset("mnist:normal=1").test().names == xgen.dataset("mnist:normal=7").test().names
 
 
-@pytest.mark.parametrize(("spec", "words"), [("mnist:normal=10", "digit 0-9"), ("mnist:test_per_class=500", "499")])
+def test_size_resamples_the_same_split():
+    small, large = xgen.dataset("mnist:normal=2").test(), xgen.dataset("mnist:normal=2,size=32").test()
+    assert large.images.shape == (1000, 1, 32, 32) and large.names == small.names
+    back = torch.nn.functional.interpolate(large.images, size=(28, 28), mode="bilinear", align_corners=False)
+    assert float((back - small.images).abs().mean()) < 0.05
+    assert float(large.images.min()) >= 0.0 and float(large.images.max()) <= 1.0
+
+
+@pytest.mark.parametrize(
+    ("spec", "words"),
+    [("mnist:normal=10", "digit 0-9"), ("mnist:test_per_class=500", "499"), ("mnist:size=4", "at least 8")],
+)
 def test_bad_options_get_one_sentence(spec, words):
     with pytest.raises(xgen.XgenError, match=words):
         xgen.dataset(spec).test()

@@ -22,6 +22,7 @@ __version__ = "0.1.0"
 # Public name -> (module, attribute in it, or None for the module itself). A new public name is one line here.
 _LAZY: dict[str, tuple[str, str | None]] = {
     "Architecture": ("xgen.architecture", "Architecture"),
+    "Claim": ("xgen.claims", "Claim"),
     "Dataset": ("xgen.data", "Dataset"),
     "Evaluation": ("xgen.evaluation", "Evaluation"),
     "Explainer": ("xgen.methods", "Explainer"),
@@ -32,6 +33,7 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "StandardNormal": ("xgen.model", "StandardNormal"),
     "Metric": ("xgen.methods", "Metric"),
     "Model": ("xgen.model", "Model"),
+    "Run": ("xgen.claims", "Run"),
     "Scorer": ("xgen.methods", "Scorer"),
     "dataset": ("xgen.plugins", "open_dataset"),
     "evaluate": ("xgen.evaluation", "evaluate"),
@@ -44,6 +46,7 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "list_plugins": ("xgen.api", "list_plugins"),
     "load": ("xgen.checkpoint", "load"),
     "metric": ("xgen.api", "metric"),
+    "reproduce": ("xgen.reproduce", "reproduce"),
     "save": ("xgen.checkpoint", "save"),
     "score": ("xgen.api", "score"),
     "train": ("xgen.training", "train"),
@@ -55,6 +58,7 @@ _LAZY: dict[str, tuple[str, str | None]] = {
 __all__ = [
     "Architecture",
     "CheckpointError",
+    "Claim",
     "Dataset",
     "Evaluation",
     "Explainer",
@@ -66,6 +70,7 @@ __all__ = [
     "Metric",
     "Model",
     "PluginError",
+    "Run",
     "Scorer",
     "StandardNormal",
     "WrapError",
@@ -83,6 +88,7 @@ __all__ = [
     "list_plugins",
     "load",
     "metric",
+    "reproduce",
     "save",
     "score",
     "train",
@@ -113,10 +119,12 @@ if TYPE_CHECKING:
     from xgen.api import evaluation_mode, explain, fit_scorer, list_plugins, metric, score
     from xgen.architecture import Architecture
     from xgen.checkpoint import load, save
+    from xgen.claims import Claim, Run
     from xgen.data import Dataset, Factors, ImageSet
     from xgen.evaluation import Evaluation, evaluate
     from xgen.methods import Explainer, Explanation, Metric, Scorer
     from xgen.model import Latent, Model, StandardNormal, wrap
     from xgen.plugins import open_dataset as dataset
+    from xgen.reproduce import reproduce
     from xgen.training import train
     from xgen.traversal import traverse

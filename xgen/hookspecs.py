@@ -175,3 +175,50 @@ def xgen_register_datasets(register: Callable[[type], None]) -> None:
         def xgen_register_datasets(register):
             register(Noise)
     """
+
+
+@hookspec
+def xgen_register_claims(register: Callable[[type], None]) -> None:
+    """Register `xgen.Claim` subclasses: claims of papers that `xgen reproduce` re-measures and judges.
+
+    :param register: call it once per class. A claim names its paper (`paper`, the number in ../shared/seeds),
+        `citation`, the table or figure (`source`) and the paper's own number (`paper_value`); `runs(scale, data)`
+        lists its grid (`xgen.Run`: experiment, data, variant, seed, settings) at the scales "quick", "default" and
+        "paper"; `run(run, context)` executes one and returns JSON values; `findings(records)` turns the logged
+        records into verdicts with a stated rule (`xgen.claims.compare`). Equal runs of several claims are
+        executed once, and every run is logged as it finishes, so `xgen reproduce` resumes and never repeats work.
+
+    Example::
+
+        import xgen
+        from xgen.claims import compare
+
+        class LAeImprovesIoU(xgen.Claim):
+            name = "my-loss-improves-iou"
+            description = "Adding my loss raises the IoU of the maps."
+            paper, citation, source, paper_value = "007", "Me et al., 2030", "Table 2", "IoU 0.61 vs 0.55"
+            data = ("textures:brick",)
+
+            def runs(self, scale, data):
+                seeds = [0, 1] if scale == "quick" else [0, 1, 2]
+                epochs = 1 if scale == "quick" else 20
+                return [
+                    xgen.Run("my-ablation", spec, variant, seed, {"epochs": epochs})
+                    for spec in data for variant in ("plain", "with-loss") for seed in seeds
+                ]
+
+            def run(self, run, context):
+                options = {"my_loss": run.variant == "with-loss"}
+                model = xgen.train("my-model", run.data, epochs=run.settings["epochs"], seed=run.seed,
+                                   device=context.device, options=options)
+                return {"iou": xgen.evaluate(model, run.data, metrics=["iou"])["iou"]}
+
+            def findings(self, records):
+                def iou(variant):
+                    return [r["result"]["iou"] for r in records if r["run"]["variant"] == variant]
+                return [compare(self.name, "all data", ("with-loss", iou("with-loss")), ("plain", iou("plain")))]
+
+        @xgen.hookimpl
+        def xgen_register_claims(register):
+            register(LAeImprovesIoU)
+    """

@@ -27,6 +27,7 @@ import pluggy
 
 from xgen import hookspecs
 from xgen.architecture import Architecture
+from xgen.claims import Claim
 from xgen.data import Dataset
 from xgen.errors import PluginError, XgenError, did_you_mean
 from xgen.methods import METRIC_REQUIREMENTS, MODEL_REQUIREMENTS, Explainer, Metric, Scorer
@@ -41,6 +42,7 @@ KINDS: dict[str, tuple[type, str]] = {
     "metric": (Metric, "xgen_register_metrics"),
     "architecture": (Architecture, "xgen_register_models"),
     "dataset": (Dataset, "xgen_register_datasets"),
+    "claim": (Claim, "xgen_register_claims"),
 }
 
 _KNOWN_REQUIREMENTS = {

@@ -10,6 +10,7 @@ from xgen.cli import (  # noqa: F401  (each registers its command)
     explain,
     fit_scorer,
     plugins,
+    reproduce,
     train,
     traverse,
 )

@@ -9,7 +9,10 @@ from xgen.errors import XgenError
 
 app = typer.Typer(
     name="xgen",
-    help="Explain generative models: train, explain, evaluate, look at data, list plugins, run the demo.",
+    help=(
+        "Explain generative models: train, explain, evaluate, look at data, list plugins, re-measure the papers' "
+        "claims, run the demo."
+    ),
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,

@@ -5,6 +5,7 @@ from collections.abc import Callable
 
 import xgen
 from xgen_plugins.cavga.architecture import CAVGAArchitecture
+from xgen_plugins.cavga.claims import CAVGADuBeatsVAEOnMNIST
 from xgen_plugins.cavga.explainer import CAVGAExplainer, CAVGAScorer
 
 
@@ -21,3 +22,8 @@ def xgen_register_explainers(register: Callable[[type], None]) -> None:
 @xgen.hookimpl
 def xgen_register_scorers(register: Callable[[type], None]) -> None:
     register(CAVGAScorer)
+
+
+@xgen.hookimpl
+def xgen_register_claims(register: Callable[[type], None]) -> None:
+    register(CAVGADuBeatsVAEOnMNIST)

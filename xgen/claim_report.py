@@ -1,0 +1,153 @@
+"""The report of `xgen reproduce`: each finding beside the paper's figure, the rule's reason and the command, as
+Markdown (claims.md), JSON (claims.json) and one self-contained HTML page with the figures inlined (claims.html)."""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from xgen.claims import SCALE_HELP
+from xgen.files import write_text
+
+if TYPE_CHECKING:
+    from xgen.reproduce import Reproduction
+
+_MIME = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".svg": "image/svg+xml"}
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def as_json(reproduction: Reproduction, scale: str, machine: str) -> dict[str, Any]:
+    """Everything the report shows, as JSON values."""
+    return {
+        "command": reproduction.command,
+        "scale": scale,
+        "machine": machine,
+        "executed": reproduction.executed,
+        "reused": reproduction.reused,
+        "refused": [{"run": run, "reason": reason} for run, reason in reproduction.refused],
+        "claims": [
+            {
+                "name": c.name,
+                "description": c.description,
+                "paper": c.paper,
+                "citation": c.citation,
+                "source": c.source,
+                "paper_value": c.paper_value,
+                "gallery": c.gallery,
+                "data": list(c.data),
+            }
+            for c in reproduction.claims
+        ],
+        "findings": [f.as_dict() for f in reproduction.findings],
+    }
+
+
+def markdown(reproduction: Reproduction, scale: str, machine: str) -> str:
+    """The report as Markdown: one table row per finding, then each claim with its paper, figures and reasons."""
+    lines = [
+        "# Claims of the papers, re-measured by xgen",
+        "",
+        f"    {reproduction.command}",
+        "",
+        f"Scale: `{scale}` ({SCALE_HELP[scale]}). Machine: {machine}. Runs: {reproduction.executed} executed by this "
+        f"invocation, {reproduction.reused} taken from the run log (`runs.jsonl`), "
+        f"{len(reproduction.refused)} refused.",
+        "",
+        "The rule: a difference of seed means counts only when it exceeds the spread over seeds (the larger sample "
+        "standard deviation); a claim holds when it counts in the claimed direction, does not hold when it counts "
+        "against it, and is not testable here otherwise.",
+        "",
+        "| claim | paper, where | paper's figure | on | xgen measured | verdict |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    by_name = {c.name: c for c in reproduction.claims}
+    for f in reproduction.findings:
+        c = by_name[f.claim]
+        lines.append(
+            f"| `{f.claim}` | {_cell(c.paper)}, {_cell(c.source)} | {_cell(f.paper_value or c.paper_value or '–')} "
+            f"| {_cell(f.subject)} "
+            f"| {_cell(f.measured)} | **{f.verdict}** |"
+        )
+    if reproduction.refused:
+        lines += ["", "## Runs refused", ""] + [f"- {run}: {reason}" for run, reason in reproduction.refused]
+    for c in reproduction.claims:
+        lines += ["", f"## `{c.name}`: {c.description}", "", f"{c.citation} (paper {c.paper}), {c.source}."]
+        if c.paper_value:
+            lines.append(f"The paper: {c.paper_value}.")
+        lines.append("")
+        for f in (f for f in reproduction.findings if f.claim == c.name):
+            lines.append(f"- **{f.subject}: {f.verdict}.** {f.measured}; {f.reason}.")
+            lines += [f"  ![{f.subject}]({figure})" for figure in f.figures]
+    return "\n".join(lines) + "\n"
+
+
+def _inline(out: Path, figure: str) -> str:
+    path = out / figure
+    mime = _MIME.get(path.suffix.lower())
+    if mime is None or not path.is_file():
+        return f"<p>missing figure {html.escape(figure)}</p>"
+    data = base64.b64encode(path.read_bytes()).decode("ascii")
+    return f'<figure><img src="data:{mime};base64,{data}" alt="{html.escape(figure)}"></figure>'
+
+
+def html_page(reproduction: Reproduction, scale: str, machine: str, out: Path) -> str:
+    """The report as one HTML page with every figure inlined, so it can be mailed or archived as one file."""
+    colour = {"holds": "#1a7f37", "does not hold": "#cf222e", "not testable here": "#6e7781"}
+    by_name = {c.name: c for c in reproduction.claims}
+    rows = "".join(
+        f"<tr><td><a href='#{f.claim}'><code>{html.escape(f.claim)}</code></a></td>"
+        f"<td>{html.escape(by_name[f.claim].paper)}, {html.escape(by_name[f.claim].source)}</td>"
+        f"<td>{html.escape(f.paper_value or by_name[f.claim].paper_value or '–')}</td>"
+        f"<td>{html.escape(f.subject)}</td>"
+        f"<td>{html.escape(f.measured)}</td>"
+        f"<td style='color:{colour[f.verdict]}'><b>{html.escape(f.verdict)}</b></td></tr>"
+        for f in reproduction.findings
+    )
+    sections = []
+    for c in reproduction.claims:
+        items = "".join(
+            f"<li><b>{html.escape(f.subject)}: {html.escape(f.verdict)}.</b> {html.escape(f.measured)}; "
+            f"{html.escape(f.reason)}.{''.join(_inline(out, g) for g in f.figures)}</li>"
+            for f in reproduction.findings
+            if f.claim == c.name
+        )
+        paper = f" The paper: {html.escape(c.paper_value)}." if c.paper_value else ""
+        sections.append(
+            f"<section id='{c.name}'><h2><code>{html.escape(c.name)}</code>: {html.escape(c.description)}</h2>"
+            f"<p>{html.escape(c.citation)} (paper {html.escape(c.paper)}), {html.escape(c.source)}.{paper}</p>"
+            f"<ul>{items}</ul></section>"
+        )
+    refused = "".join(f"<li>{html.escape(r)}: {html.escape(why)}</li>" for r, why in reproduction.refused)
+    return (
+        "<!doctype html><html><head><meta charset='utf-8'><title>xgen reproduce</title><style>"
+        "body{font-family:sans-serif;max-width:1100px;margin:2em auto;padding:0 1em}"
+        "table{border-collapse:collapse}td,th{border:1px solid #d0d7de;padding:4px 8px;vertical-align:top}"
+        "img{max-width:100%;image-rendering:pixelated}figure{margin:0.5em 0}</style></head><body>"
+        "<h1>Claims of the papers, re-measured by xgen</h1>"
+        f"<pre>{html.escape(reproduction.command)}</pre>"
+        f"<p>Scale <code>{scale}</code> ({html.escape(SCALE_HELP[scale])}). Machine: {html.escape(machine)}. "
+        f"Runs: {reproduction.executed} executed now, {reproduction.reused} from the run log, "
+        f"{len(reproduction.refused)} refused.</p>"
+        "<p>The rule: a difference of seed means counts only when it exceeds the spread over seeds (the larger sample "
+        "standard deviation).</p>"
+        "<table><tr><th>claim</th><th>paper, where</th><th>paper's figure</th><th>on</th><th>xgen measured</th>"
+        f"<th>verdict</th></tr>{rows}</table>"
+        + (f"<h2>Runs refused</h2><ul>{refused}</ul>" if refused else "")
+        + "".join(sections)
+        + "</body></html>\n"
+    )
+
+
+def write_reports(reproduction: Reproduction, out: Path, scale: str, machine: str) -> dict[str, Path]:
+    """Write claims.md, claims.json and claims.html into `out`, each atomically; returns their paths."""
+    paths = {"markdown": out / "claims.md", "json": out / "claims.json", "html": out / "claims.html"}
+    write_text(paths["markdown"], markdown(reproduction, scale, machine))
+    write_text(paths["json"], json.dumps(as_json(reproduction, scale, machine), indent=2) + "\n")
+    write_text(paths["html"], html_page(reproduction, scale, machine, out))
+    return paths

@@ -1,0 +1,63 @@
+"""`xgen reproduce [CLAIM ... | --paper NNN | --all] [--scale S] [--data SPEC] --out DIR`: re-measure the papers'
+claims and report each verdict beside the paper's figure."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from xgen.cli.app import app
+
+
+def claim_list() -> str:
+    """Every registered claim, a line each: name, paper and where, what it compares, its data."""
+    from xgen.reproduce import registered_claims
+
+    claims = registered_claims()
+    if not claims:
+        return "No claims are registered."
+    width = max(len(c.name) for c in claims)
+    lines = []
+    for c in claims:
+        data = ", ".join(c.data) + ("" if c.accepts_data else " (fixed)")
+        kind = "gallery" if c.gallery else "verdict"
+        lines.append(f"{c.name:<{width}}  paper {c.paper}, {c.source} [{kind}]: {c.description} Data: {data}.")
+    return "\n".join(lines)
+
+
+@app.command()
+def reproduce(
+    claims: Annotated[list[str] | None, typer.Argument(help="Claims to re-measure (see --list).")] = None,
+    list_claims: Annotated[bool, typer.Option("--list", help="List every registered claim and exit.")] = False,
+    paper: Annotated[str | None, typer.Option(help="Every claim of one paper, by its number (e.g. 003).")] = None,
+    everything: Annotated[bool, typer.Option("--all", help="Every registered claim.")] = False,
+    scale: Annotated[str, typer.Option(help="quick (minutes, a smoke check), default (CPU) or paper (GPU).")] = (
+        "default"
+    ),
+    data: Annotated[
+        str | None, typer.Option(help="Data spec replacing the claims' own where a claim allows it, e.g. mvtec:PATH.")
+    ] = None,
+    device: Annotated[str, typer.Option(help="cpu, cuda or cuda:N.")] = "cpu",
+    out: Annotated[Path, typer.Option(help="Folder for runs.jsonl, the runs' figures and claims.md/.json/.html.")] = (
+        Path("repro")
+    ),
+) -> None:
+    """Re-measure the papers' claims: run each claim's grid (resumable), decide each verdict by its stated rule, and
+    write claims.md, claims.json and claims.html."""
+    if list_claims:
+        typer.echo(claim_list())
+        return
+    from xgen.reproduce import reproduce as run_claims
+
+    result = run_claims(
+        claims or [], paper=paper, everything=everything, scale=scale, data=data, device=device, out=out, progress=True
+    )
+    counts = {v: sum(f.verdict == v for f in result.findings) for v in ("holds", "does not hold", "not testable here")}
+    shown = ", ".join(f"{n} {v}" for v, n in counts.items() if n)
+    typer.echo(
+        f"{len(result.claims)} claims, {len(result.findings)} findings ({shown}); {result.executed} runs executed, "
+        f"{result.reused} from the log, {len(result.refused)} refused. Report: {result.reports['markdown']}, "
+        f"{result.reports['html']}, {result.reports['json']}."
+    )

@@ -1,0 +1,30 @@
+"""Where numbers were measured: the CPU, its logical CPUs, torch and its threads, Python and the OS."""
+
+from __future__ import annotations
+
+import os
+import platform
+
+
+def cpu_name() -> str:
+    """The CPU's model name (from /proc/cpuinfo where there is one)."""
+    try:
+        with open("/proc/cpuinfo") as info:
+            for line in info:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def describe() -> str:
+    """One line: CPU model, logical CPUs, torch and its threads, Python and OS."""
+    import torch
+
+    threads = torch.get_num_threads()
+    return (
+        f"{cpu_name()}, {os.cpu_count()} logical CPUs, torch {torch.__version__} with {threads} "
+        f"thread{'s' if threads != 1 else ''}, Python {platform.python_version()}, "
+        f"{platform.system()} {platform.release()}"
+    )

@@ -1,0 +1,200 @@
+"""`xgen reproduce`: run the grids of registered claims into one resumable JSON-lines log, decide each claim's
+verdicts by its stated rule, and write the report (Markdown, JSON and a self-contained HTML page)."""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import shlex
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from xgen.claims import SCALES, UNTESTABLE, Claim, Finding, Run, RunContext
+from xgen.errors import XgenError, did_you_mean
+from xgen.files import ensure_writable_dir
+from xgen.machine import describe
+from xgen.plugins import get_registry, lookup
+from xgen.progress import progress_bar
+
+LOG = "runs.jsonl"
+RUNS_DIR = "runs"
+
+
+@dataclass
+class Reproduction:
+    """What `reproduce` did: the claims, their findings, the runs executed now and those taken from the log, the
+    runs refused (with the reason), and where the reports went."""
+
+    claims: list[Claim]
+    findings: list[Finding]
+    executed: int
+    reused: int
+    refused: list[tuple[str, str]] = field(default_factory=list)
+    reports: dict[str, Path] = field(default_factory=dict)
+    command: str = ""
+
+
+def registered_claims() -> list[type[Claim]]:
+    """Every registered claim class, by paper then name."""
+    registry = get_registry()
+    classes = [lookup("claim", name) for name in registry.names("claim")]
+    return sorted(classes, key=lambda c: (c.paper, c.name))
+
+
+def select(names: Sequence[str] = (), paper: str | None = None, everything: bool = False) -> list[type[Claim]]:
+    """The claims named, those of one paper (its number in ../shared/seeds, e.g. "003"), or all; refuses an
+    unknown name or paper with the known ones."""
+    known = registered_claims()
+    if not names and paper is None and not everything:
+        raise XgenError("name claims, or give --paper NNN or --all; `xgen reproduce --list` shows them.")
+    if everything:
+        return known
+    by_name = {c.name: c for c in known}
+    chosen = []
+    for name in names:
+        if name not in by_name:
+            raise XgenError(f"unknown claim '{name}'.{did_you_mean(name, by_name)} `xgen reproduce --list` shows them.")
+        chosen.append(by_name[name])
+    if paper is not None:
+        papers = sorted({c.paper for c in known})
+        of_paper = [c for c in known if c.paper == paper.zfill(3)]
+        if not of_paper:
+            having = f"papers with claims: {', '.join(papers)}" if papers else "no claims are registered"
+            raise XgenError(f"no claim is registered for paper '{paper}'; {having}.")
+        chosen += [c for c in of_paper if c not in chosen]
+    return chosen
+
+
+def load_log(path: Path) -> dict[str, dict[str, Any]]:
+    """The log's records by run key; a line cut short by an interruption is skipped, a later record of a key wins."""
+    records: dict[str, dict[str, Any]] = {}
+    if not path.exists():
+        return records
+    for line in path.read_text().splitlines():
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(record, dict) and "key" in record:
+            records[record["key"]] = record
+    return records
+
+
+def _append(path: Path, record: dict[str, Any]) -> None:
+    """Append one record as one line, flushed to disk before the next run starts."""
+    with path.open("a") as fh:
+        fh.write(json.dumps(record) + "\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def command_line(
+    names: Sequence[str], paper: str | None, everything: bool, scale: str, data: str | None, device: str, out: Path
+) -> str:
+    """The `xgen reproduce` command that makes this report."""
+    parts = ["xgen", "reproduce", *names]
+    if paper is not None:
+        parts += ["--paper", paper]
+    if everything:
+        parts.append("--all")
+    if scale != "default":
+        parts += ["--scale", scale]
+    if data is not None:
+        parts += ["--data", data]
+    if device != "cpu":
+        parts += ["--device", device]
+    parts += ["--out", str(out)]
+    return shlex.join(parts)
+
+
+def reproduce(
+    names: Sequence[str] = (),
+    *,
+    paper: str | None = None,
+    everything: bool = False,
+    scale: str = "default",
+    data: str | None = None,
+    device: str = "cpu",
+    out: str | os.PathLike[str] = "repro",
+    progress: bool = False,
+) -> Reproduction:
+    """Run every run of the chosen claims that the log in `out` lacks, then decide and report their verdicts.
+
+    Runs are shared between claims by key and appended to `out/runs.jsonl` as each finishes, so an interrupted or
+    repeated invocation recomputes nothing that is done. A run the data or options refuse (`XgenError`) is reported
+    with its reason and left out of the verdicts. `data` replaces the claims' own data where a claim accepts it."""
+    if scale not in SCALES:
+        raise XgenError(f"--scale must be one of {', '.join(SCALES)}, got '{scale}'.")
+    classes = select(names, paper, everything)
+    if data is not None:
+        from xgen.data import parse_spec
+
+        lookup("dataset", parse_spec(data)[0])
+    out = ensure_writable_dir(out)
+    command = command_line(names, paper, everything, scale, data, device, out)
+    claims = [cls() for cls in classes]
+    grids = {
+        claim.name: claim.runs(scale, [data] if data is not None and claim.accepts_data else list(claim.data))
+        for claim in claims
+    }
+    owners: dict[str, tuple[Claim, Run]] = {}
+    for claim in claims:
+        for run in grids[claim.name]:
+            owners.setdefault(run.key, (claim, run))
+    log_path = out / LOG
+    done = load_log(log_path)
+    todo = [(claim, run) for key, (claim, run) in owners.items() if key not in done]
+    refused: list[tuple[str, str]] = []
+    machine = describe()
+    with progress_bar(progress) as bar:
+        task = bar.add_task("reproduce", total=len(todo), status="")
+        for claim, run in todo:
+            bar.update(task, status=run.label())
+            folder = out / RUNS_DIR / run.folder_name
+            folder.mkdir(parents=True, exist_ok=True)
+            started = time.perf_counter()
+            try:
+                result = claim.run(run, RunContext(device=device, folder=folder, scale=scale))
+            except XgenError as exc:
+                refused.append((run.label(), str(exc)))
+                bar.advance(task)
+                continue
+            record = {
+                "key": run.key,
+                "run": run.as_dict(),
+                "claim": claim.name,
+                "scale": scale,
+                "device": device,
+                "result": result,
+                "folder": str(folder.relative_to(out)),
+                "seconds": round(time.perf_counter() - started, 2),
+                "machine": machine,
+                "finished": datetime.datetime.now().isoformat(timespec="seconds"),
+            }
+            _append(log_path, record)
+            done[run.key] = record
+            bar.advance(task)
+    findings = []
+    for claim in claims:
+        records = [done[run.key] for run in grids[claim.name] if run.key in done]
+        if records:
+            findings += claim.findings(records)
+        else:
+            reason = "no run of it finished here" + (f" ({refused[0][1]})" if refused else "")
+            findings.append(Finding(claim.name, "all", "no runs", UNTESTABLE, reason))
+    reproduction = Reproduction(
+        claims,
+        findings,
+        executed=len(todo) - len(refused),
+        reused=len(owners) - len(todo),
+        refused=refused,
+        command=command,
+    )
+    from xgen.claim_report import write_reports
+
+    reproduction.reports = write_reports(reproduction, out, scale, machine)
+    return reproduction
