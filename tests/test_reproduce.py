@@ -4,8 +4,12 @@ resumed without repeating work, refusals and galleries reach the reports, and th
 from __future__ import annotations
 
 import json
+import os
 import random
+import socket
 import statistics
+import subprocess
+import sys
 import types
 
 import pytest
@@ -154,6 +158,48 @@ def test_interrupted_grid_resumes_where_it_stopped(toy, tmp_path, monkeypatch):
     records = [json.loads(line) for line in (tmp_path / "runs.jsonl").read_text().splitlines()]
     assert len({r["key"] for r in records}) == 6
     assert all("logical CPUs" in r["machine"] and "threads" in r["machine"] for r in records)
+
+
+def _toy_runs(scale: str = "quick") -> list[Run]:
+    return Holds().runs(scale, Holds.data)
+
+
+def test_runs_another_live_process_holds_are_left_to_it(toy, tmp_path):
+    held = _toy_runs()[2]
+    locks = tmp_path / "locks"
+    locks.mkdir()
+    (locks / f"{held.folder_name}.lock").write_text(f"{socket.gethostname()} {os.getpid()}")
+    result = xgen.reproduce(["toy-holds"], scale="quick", out=tmp_path)
+    assert held.key not in EXECUTED and len(EXECUTED) == 5
+    assert result.elsewhere == [(held.label(), f"{socket.gethostname()} {os.getpid()}")]
+    assert "held by" in (tmp_path / "claims.md").read_text()
+    assert (locks / f"{held.folder_name}.lock").exists(), "another process's lock is not touched"
+    assert sorted(p.name for p in locks.iterdir()) == [f"{held.folder_name}.lock"], "this process's locks are gone"
+
+
+def test_a_dead_process_lock_is_taken_over(toy, tmp_path):
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    held = _toy_runs()[0]
+    (tmp_path / "locks").mkdir()
+    (tmp_path / "locks" / f"{held.folder_name}.lock").write_text(f"{socket.gethostname()} {gone.stdout.strip()}")
+    result = xgen.reproduce(["toy-holds"], scale="quick", out=tmp_path)
+    assert held.key in EXECUTED and not result.elsewhere and result.executed == 6
+
+
+def test_a_run_another_process_finished_meanwhile_is_not_repeated(toy, tmp_path, monkeypatch):
+    first, second = _toy_runs()[:2]
+    original = Holds.run
+
+    def also_logs_the_second(self, run, context):
+        if run.key == first.key:
+            record = {"key": second.key, "run": second.as_dict(), "result": {"value": 1.0}, "folder": "elsewhere"}
+            with open(tmp_path / "runs.jsonl", "a") as log:
+                log.write(json.dumps(record) + "\n")
+        return original(self, run, context)
+
+    monkeypatch.setattr(Holds, "run", also_logs_the_second)
+    result = xgen.reproduce(["toy-holds"], scale="quick", out=tmp_path)
+    assert second.key not in EXECUTED and result.executed == 5
 
 
 def test_refused_runs_and_galleries_reach_every_report(toy, tmp_path):

@@ -31,6 +31,7 @@ def as_json(reproduction: Reproduction, scale: str, machine: str) -> dict[str, A
         "executed": reproduction.executed,
         "reused": reproduction.reused,
         "refused": [{"run": run, "reason": reason} for run, reason in reproduction.refused],
+        "elsewhere": [{"run": run, "held_by": holder} for run, holder in reproduction.elsewhere],
         "claims": [
             {
                 "name": c.name,
@@ -76,6 +77,9 @@ def markdown(reproduction: Reproduction, scale: str, machine: str) -> str:
         )
     if reproduction.refused:
         lines += ["", "## Runs refused", ""] + [f"- {run}: {reason}" for run, reason in reproduction.refused]
+    if reproduction.elsewhere:
+        lines += ["", "## Runs another process was running (not in these verdicts yet)", ""]
+        lines += [f"- {run}: held by {holder}" for run, holder in reproduction.elsewhere]
     for c in reproduction.claims:
         lines += ["", f"## `{c.name}`: {c.description}", "", f"{c.citation} (paper {c.paper}), {c.source}."]
         if c.paper_value:
@@ -124,6 +128,7 @@ def html_page(reproduction: Reproduction, scale: str, machine: str, out: Path) -
             f"<ul>{items}</ul></section>"
         )
     refused = "".join(f"<li>{html.escape(r)}: {html.escape(why)}</li>" for r, why in reproduction.refused)
+    elsewhere = "".join(f"<li>{html.escape(r)}: held by {html.escape(h)}</li>" for r, h in reproduction.elsewhere)
     return (
         "<!doctype html><html><head><meta charset='utf-8'><title>xgen reproduce</title><style>"
         "body{font-family:sans-serif;max-width:1100px;margin:2em auto;padding:0 1em}"
@@ -139,6 +144,7 @@ def html_page(reproduction: Reproduction, scale: str, machine: str, out: Path) -
         "<table><tr><th>claim</th><th>paper, where</th><th>paper's figure</th><th>on</th><th>xgen measured</th>"
         f"<th>verdict</th></tr>{rows}</table>"
         + (f"<h2>Runs refused</h2><ul>{refused}</ul>" if refused else "")
+        + (f"<h2>Runs another process was running</h2><ul>{elsewhere}</ul>" if elsewhere else "")
         + "".join(sections)
         + "</body></html>\n"
     )

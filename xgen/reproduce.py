@@ -3,12 +3,14 @@ verdicts by its stated rule, and write the report (Markdown, JSON and a self-con
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import json
 import os
 import shlex
+import socket
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,18 +24,20 @@ from xgen.progress import progress_bar
 
 LOG = "runs.jsonl"
 RUNS_DIR = "runs"
+LOCKS_DIR = "locks"
 
 
 @dataclass
 class Reproduction:
     """What `reproduce` did: the claims, their findings, the runs executed now and those taken from the log, the
-    runs refused (with the reason), and where the reports went."""
+    runs refused (with the reason), those another process was running (with who), and where the reports went."""
 
     claims: list[Claim]
     findings: list[Finding]
     executed: int
     reused: int
     refused: list[tuple[str, str]] = field(default_factory=list)
+    elsewhere: list[tuple[str, str]] = field(default_factory=list)
     reports: dict[str, Path] = field(default_factory=dict)
     command: str = ""
 
@@ -85,11 +89,84 @@ def load_log(path: Path) -> dict[str, dict[str, Any]]:
 
 
 def _append(path: Path, record: dict[str, Any]) -> None:
-    """Append one record as one line, flushed to disk before the next run starts."""
-    with path.open("a") as fh:
-        fh.write(json.dumps(record) + "\n")
-        fh.flush()
-        os.fsync(fh.fileno())
+    """Append one record as one line in one write (O_APPEND: lines of processes sharing the log never interleave),
+    on disk before the next run starts."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    try:
+        os.write(fd, (json.dumps(record) + "\n").encode())
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+@contextlib.contextmanager
+def run_lock(folder: Path, run: Run) -> Iterator[str | None]:
+    """Claim `run` for this process while the block runs, so several `xgen reproduce` processes can share one grid:
+    yields None when claimed (the lock file `folder/<run>.lock` is removed afterwards, also on error), or who holds
+    it ("host pid") when another live process does. A lock left by a dead process of this host is taken over."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{run.folder_name}.lock"
+    host = socket.gethostname()
+    for _ in range(2):
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        except FileExistsError:
+            try:
+                holder_host, pid = path.read_text().split()
+                stale = holder_host == host and not _alive(int(pid))
+            except (OSError, ValueError):
+                holder_host, pid, stale = "?", "?", False
+            if stale:
+                path.unlink(missing_ok=True)
+                continue
+            yield f"{holder_host} {pid}"
+            return
+        try:
+            os.write(fd, f"{host} {os.getpid()}".encode())
+        finally:
+            os.close(fd)
+        try:
+            yield None
+        finally:
+            path.unlink(missing_ok=True)
+        return
+    yield "another process"
+
+
+def _execute(
+    claim: Claim, run: Run, out: Path, scale: str, device: str, machine: str, refused: list[tuple[str, str]]
+) -> dict[str, Any] | None:
+    """Run one cell and return its log record; None (and the reason added to `refused`) when it refuses."""
+    folder = out / RUNS_DIR / run.folder_name
+    folder.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    try:
+        result = claim.run(run, RunContext(device=device, folder=folder, scale=scale))
+    except XgenError as exc:
+        refused.append((run.label(), str(exc)))
+        return None
+    return {
+        "key": run.key,
+        "run": run.as_dict(),
+        "claim": claim.name,
+        "scale": scale,
+        "device": device,
+        "result": result,
+        "folder": str(folder.relative_to(out)),
+        "seconds": round(time.perf_counter() - started, 2),
+        "machine": machine,
+        "finished": datetime.datetime.now().isoformat(timespec="seconds"),
+    }
 
 
 def command_line(
@@ -125,8 +202,11 @@ def reproduce(
     """Run every run of the chosen claims that the log in `out` lacks, then decide and report their verdicts.
 
     Runs are shared between claims by key and appended to `out/runs.jsonl` as each finishes, so an interrupted or
-    repeated invocation recomputes nothing that is done. A run the data or options refuse (`XgenError`) is reported
-    with its reason and left out of the verdicts. `data` replaces the claims' own data where a claim accepts it."""
+    repeated invocation recomputes nothing that is done. Several processes may work on one `out` at once (start the
+    command again for a second worker): each run is claimed with a lock file, runs another live process holds are
+    left to it, and the verdicts use what the log holds when this process finishes. A run the data or options
+    refuse (`XgenError`) is reported with its reason and left out of the verdicts. `data` replaces the claims' own
+    data where a claim accepts it."""
     if scale not in SCALES:
         raise XgenError(f"--scale must be one of {', '.join(SCALES)}, got '{scale}'.")
     classes = select(names, paper, everything)
@@ -149,34 +229,24 @@ def reproduce(
     done = load_log(log_path)
     todo = [(claim, run) for key, (claim, run) in owners.items() if key not in done]
     refused: list[tuple[str, str]] = []
+    elsewhere: list[tuple[str, str]] = []
+    executed = 0
     machine = describe()
     with progress_bar(progress) as bar:
         task = bar.add_task("reproduce", total=len(todo), status="")
         for claim, run in todo:
             bar.update(task, status=run.label())
-            folder = out / RUNS_DIR / run.folder_name
-            folder.mkdir(parents=True, exist_ok=True)
-            started = time.perf_counter()
-            try:
-                result = claim.run(run, RunContext(device=device, folder=folder, scale=scale))
-            except XgenError as exc:
-                refused.append((run.label(), str(exc)))
-                bar.advance(task)
-                continue
-            record = {
-                "key": run.key,
-                "run": run.as_dict(),
-                "claim": claim.name,
-                "scale": scale,
-                "device": device,
-                "result": result,
-                "folder": str(folder.relative_to(out)),
-                "seconds": round(time.perf_counter() - started, 2),
-                "machine": machine,
-                "finished": datetime.datetime.now().isoformat(timespec="seconds"),
-            }
-            _append(log_path, record)
-            done[run.key] = record
+            with run_lock(out / LOCKS_DIR, run) as holder:
+                if holder is not None:
+                    elsewhere.append((run.label(), holder))
+                elif run.key in (logged := load_log(log_path)):
+                    done[run.key] = logged[run.key]
+                else:
+                    record = _execute(claim, run, out, scale, device, machine, refused)
+                    if record is not None:
+                        _append(log_path, record)
+                        done[run.key] = record
+                        executed += 1
             bar.advance(task)
     findings = []
     for claim in claims:
@@ -189,9 +259,10 @@ def reproduce(
     reproduction = Reproduction(
         claims,
         findings,
-        executed=len(todo) - len(refused),
+        executed=executed,
         reused=len(owners) - len(todo),
         refused=refused,
+        elsewhere=elsewhere,
         command=command,
     )
     from xgen.claim_report import write_reports

@@ -58,6 +58,8 @@ def reproduce(
     shown = ", ".join(f"{n} {v}" for v, n in counts.items() if n)
     typer.echo(
         f"{len(result.claims)} claims, {len(result.findings)} findings ({shown}); {result.executed} runs executed, "
-        f"{result.reused} from the log, {len(result.refused)} refused. Report: {result.reports['markdown']}, "
+        f"{result.reused} from the log, {len(result.refused)} refused"
+        + (f", {len(result.elsewhere)} left to other processes" if result.elsewhere else "")
+        + f". Report: {result.reports['markdown']}, "
         f"{result.reports['html']}, {result.reports['json']}."
     )
