@@ -13,6 +13,7 @@ import sys
 import types
 
 import pytest
+import torch
 from PIL import Image
 from typer.testing import CliRunner
 
@@ -240,10 +241,16 @@ def test_cli_lists_and_runs_claims(toy, tmp_path):
     assert listed.exit_code == 0
     assert "toy-holds" in listed.output and "paper 999, Table 1 [verdict]" in listed.output
     assert "toy-gallery" in listed.output and "[gallery]" in listed.output
-    ran = runner.invoke(app, ["reproduce", "toy-holds", "--scale", "quick", "--out", str(tmp_path)])
+    threads = torch.get_num_threads()
+    ran = runner.invoke(app, ["reproduce", "toy-holds", "--scale", "quick", "--threads", "1", "--out", str(tmp_path)])
     assert ran.exit_code == 0, ran.output
     assert "1 holds" in ran.output and "6 runs executed" in ran.output
-    assert (tmp_path / "claims.md").exists()
+    assert torch.get_num_threads() == threads, "torch's threads are restored"
+    records = [json.loads(line) for line in (tmp_path / "runs.jsonl").read_text().splitlines()]
+    assert all("with 1 thread," in r["machine"] for r in records)
+    assert "--threads 1" in (tmp_path / "claims.md").read_text()
+    with pytest.raises(XgenError, match="--threads must be at least 1"):
+        xgen.reproduce(["toy-holds"], threads=0, out=tmp_path)
 
 
 def _records(values: dict[tuple[str, int], list[float]]) -> list[dict]:

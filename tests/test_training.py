@@ -105,3 +105,28 @@ def test_a_training_set_with_borrowed_test_images_gets_labels_and_evaluate_leave
     assert result.warnings == ["2 test images of tiny:n=10 were used in training and are left out"]
     other = xgen.evaluate(model, Tiny(n=11), "brightness", metrics=["image-auroc"])
     assert len(other.test) == 6, "only the data the model was trained on loses its borrowed images"
+
+
+def test_cli_threads_are_used_for_training_and_restored(registry, tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    import xgen.cli  # registers the commands
+    import xgen.training
+    from xgen.cli.app import app
+
+    seen = []
+    original = xgen.training.train
+
+    def spy(*args, **kwargs):
+        seen.append(torch.get_num_threads())
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(xgen.training, "train", spy)
+    before = torch.get_num_threads()
+    out = tmp_path / "m.pt"
+    args = ["train", "conv-vae", "--data", "digits:normal=1,size=16", "--steps", "2", "--out", str(out)]
+    result = CliRunner().invoke(app, [*args, "--threads", "1"])
+    assert result.exit_code == 0, result.output
+    assert seen == [1] and torch.get_num_threads() == before and out.exists()
+    refused = CliRunner().invoke(app, [*args, "--threads", "0"])
+    assert isinstance(refused.exception, xgen.XgenError) and "--threads must be at least 1" in str(refused.exception)

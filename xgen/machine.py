@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
+from collections.abc import Iterator
+
+from xgen.errors import XgenError
 
 
 def cpu_name() -> str:
@@ -28,3 +32,22 @@ def describe() -> str:
         f"thread{'s' if threads != 1 else ''}, Python {platform.python_version()}, "
         f"{platform.system()} {platform.release()}"
     )
+
+
+@contextlib.contextmanager
+def torch_threads(threads: int | None) -> Iterator[None]:
+    """Run the block with torch on `threads` CPU threads (None: leave torch's setting), restoring it afterwards. One
+    thread is often faster when other jobs share the cores: a team of threads stalls on a busy core."""
+    if threads is None:
+        yield
+        return
+    if threads < 1:
+        raise XgenError(f"--threads must be at least 1, got {threads}.")
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)

@@ -18,7 +18,7 @@ from typing import Any
 from xgen.claims import SCALES, UNTESTABLE, Claim, Finding, Run, RunContext
 from xgen.errors import XgenError, did_you_mean
 from xgen.files import ensure_writable_dir
-from xgen.machine import describe
+from xgen.machine import describe, torch_threads
 from xgen.plugins import get_registry, lookup
 from xgen.progress import progress_bar
 
@@ -170,7 +170,14 @@ def _execute(
 
 
 def command_line(
-    names: Sequence[str], paper: str | None, everything: bool, scale: str, data: str | None, device: str, out: Path
+    names: Sequence[str],
+    paper: str | None,
+    everything: bool,
+    scale: str,
+    data: str | None,
+    device: str,
+    threads: int | None,
+    out: Path,
 ) -> str:
     """The `xgen reproduce` command that makes this report."""
     parts = ["xgen", "reproduce", *names]
@@ -184,6 +191,8 @@ def command_line(
         parts += ["--data", data]
     if device != "cpu":
         parts += ["--device", device]
+    if threads is not None:
+        parts += ["--threads", str(threads)]
     parts += ["--out", str(out)]
     return shlex.join(parts)
 
@@ -196,6 +205,7 @@ def reproduce(
     scale: str = "default",
     data: str | None = None,
     device: str = "cpu",
+    threads: int | None = None,
     out: str | os.PathLike[str] = "repro",
     progress: bool = False,
 ) -> Reproduction:
@@ -206,7 +216,8 @@ def reproduce(
     command again for a second worker): each run is claimed with a lock file, runs another live process holds are
     left to it, and the verdicts use what the log holds when this process finishes. A run the data or options
     refuse (`XgenError`) is reported with its reason and left out of the verdicts. `data` replaces the claims' own
-    data where a claim accepts it."""
+    data where a claim accepts it. `threads` sets torch's CPU threads for the runs (recorded in each record's
+    machine line)."""
     if scale not in SCALES:
         raise XgenError(f"--scale must be one of {', '.join(SCALES)}, got '{scale}'.")
     classes = select(names, paper, everything)
@@ -215,7 +226,24 @@ def reproduce(
 
         lookup("dataset", parse_spec(data)[0])
     out = ensure_writable_dir(out)
-    command = command_line(names, paper, everything, scale, data, device, out)
+    with torch_threads(threads):
+        return _reproduce(classes, names, paper, everything, scale, data, device, threads, out, progress)
+
+
+def _reproduce(
+    classes: list[type[Claim]],
+    names: Sequence[str],
+    paper: str | None,
+    everything: bool,
+    scale: str,
+    data: str | None,
+    device: str,
+    threads: int | None,
+    out: Path,
+    progress: bool,
+) -> Reproduction:
+    """`reproduce` once the request is checked and torch's threads are set."""
+    command = command_line(names, paper, everything, scale, data, device, threads, out)
     claims = [cls() for cls in classes]
     grids = {
         claim.name: claim.runs(scale, [data] if data is not None and claim.accepts_data else list(claim.data))

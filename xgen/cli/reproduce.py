@@ -40,6 +40,9 @@ def reproduce(
         str | None, typer.Option(help="Data spec replacing the claims' own where a claim allows it, e.g. mvtec:PATH.")
     ] = None,
     device: Annotated[str, typer.Option(help="cpu, cuda or cuda:N.")] = "cpu",
+    threads: Annotated[
+        int | None, typer.Option(help="torch CPU threads (default: torch's); 1 is faster when other jobs share the CPU")
+    ] = None,
     out: Annotated[Path, typer.Option(help="Folder for runs.jsonl, the runs' figures and claims.md/.json/.html.")] = (
         Path("repro")
     ),
@@ -52,7 +55,15 @@ def reproduce(
     from xgen.reproduce import reproduce as run_claims
 
     result = run_claims(
-        claims or [], paper=paper, everything=everything, scale=scale, data=data, device=device, out=out, progress=True
+        claims or [],
+        paper=paper,
+        everything=everything,
+        scale=scale,
+        data=data,
+        device=device,
+        threads=threads,
+        out=out,
+        progress=True,
     )
     counts = {v: sum(f.verdict == v for f in result.findings) for v in ("holds", "does not hold", "not testable here")}
     shown = ", ".join(f"{n} {v}" for v, n in counts.items() if n)
