@@ -13,30 +13,15 @@ from sklearn.metrics import mutual_info_score
 from torch import nn
 
 import xgen
-from xgen.testing import TinyVAE
+from xgen.testing import PixelFactors, TinyVAE
 from xgen_plugins.disentanglement import gaussian_entropies, mig
 from xgen_plugins.dsprites import index_to_factors
 
 
-class Grid(xgen.Dataset, xgen.Factors):
-    """A fake factor dataset: the image of factors v is a 1 x 1 x K image whose pixels hold v / 100."""
+class Grid(PixelFactors):
+    """Three factors (6, 8 and 10 values) written into pixels."""
 
     name = "test-grid"
-    description = "Factors written into pixels."
-    factor_names = ("a", "b", "c")
-    factor_sizes = (6, 8, 10)
-
-    def render_factors(self, factors: torch.Tensor) -> torch.Tensor:
-        return factors.float().div(100).view(-1, 1, 1, factors.shape[1])
-
-    def split_factors(self, split: xgen.ImageSet) -> torch.Tensor:
-        return split.extras["factors"]
-
-    def train(self) -> xgen.ImageSet:
-        factors = self.grid_factors(torch.arange(self.factor_count))
-        return xgen.ImageSet(self.render_factors(factors), extras={"factors": factors})
-
-    test = train
 
 
 class Reader(nn.Module):

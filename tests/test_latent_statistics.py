@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 import xgen
+from xgen.testing import PixelFactors
 from xgen_plugins.disentanglement import aggregate_log_densities, latent_statistics
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -44,25 +45,12 @@ class Given(nn.Module):
         return self.mean[rows] if self.logvar is None else (self.mean[rows], self.logvar[rows])
 
 
-class Grid(xgen.Dataset, xgen.Factors):
-    """Every combination of two factors (6 and 8 values); the image of factors v is 1 x 1 x 2, pixels v / 100."""
+class Grid(PixelFactors):
+    """Every combination of two factors (6 and 8 values), written into pixels."""
 
     name = "probe-grid"
-    description = "Factors written into pixels."
     factor_names = ("a", "b")
     factor_sizes = (6, 8)
-
-    def render_factors(self, factors: torch.Tensor) -> torch.Tensor:
-        return factors.float().div(100).view(-1, 1, 1, factors.shape[1])
-
-    def split_factors(self, split: xgen.ImageSet) -> torch.Tensor:
-        return split.extras["factors"]
-
-    def train(self) -> xgen.ImageSet:
-        factors = self.grid_factors(torch.arange(self.factor_count))
-        return xgen.ImageSet(self.render_factors(factors), extras={"factors": factors})
-
-    test = train
 
 
 class Reader(nn.Module):

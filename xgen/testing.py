@@ -1,4 +1,5 @@
-"""Helpers for testing plugins: tiny seeded models and a conformance check every explainer should pass.
+"""Helpers for testing plugins: tiny seeded models, a factor dataset a model can read exactly, and a conformance
+check every explainer should pass.
 
 from xgen.testing import TinyVAE, check_explainer
 check_explainer("my-explainer", xgen.wrap(TinyVAE()), torch.rand(4, 1, 16, 16))
@@ -12,6 +13,7 @@ import torch
 from torch import nn
 
 from xgen.api import explain
+from xgen.data import Dataset, Factors, ImageSet
 from xgen.errors import WrapError
 from xgen.methods import Explanation
 from xgen.model import Model, wrap
@@ -105,3 +107,27 @@ def check_explainer(name: str, model: Model | nn.Module, x: torch.Tensor, **opti
         else:
             raise AssertionError(f"explainer '{name}' ran on a model lacking {sorted(requires)}")
     return first
+
+
+class PixelFactors(Dataset, Factors):
+    """Every combination of the factors, the image of factors v being 1 x 1 x K with pixels v / 100: a model can read
+    the factors back exactly, so a disentanglement metric's value for a known encoder is known. Both splits are the
+    whole grid. Subclass to choose `factor_names` and `factor_sizes`."""
+
+    name = "pixel-factors"
+    description = "Every combination of the factors, written into the pixels (for tests)."
+    factor_names = ("a", "b", "c")
+    factor_sizes = (6, 8, 10)
+
+    def render_factors(self, factors: torch.Tensor) -> torch.Tensor:
+        return factors.float().div(100).view(-1, 1, 1, factors.shape[1])
+
+    def split_factors(self, split: ImageSet) -> torch.Tensor:
+        return split.extras["factors"]
+
+    def train(self) -> ImageSet:
+        factors = self.grid_factors(torch.arange(self.factor_count))
+        return ImageSet(self.render_factors(factors), extras={"factors": factors})
+
+    def test(self) -> ImageSet:
+        return self.train()
