@@ -24,7 +24,6 @@ import fcntl
 import json
 import os
 import statistics
-import time
 import warnings
 from pathlib import Path
 from typing import Any
@@ -36,141 +35,28 @@ import xgen
 from xgen.plugins import lookup
 from xgen_plugins.dsprites import DSprites
 from xgen_plugins.factor_vae.attention import attention_maps, dimension_cams
-from xgen_plugins.factor_vae.losses import attention_disentanglement, gaussian_kl, total_correlation
+from xgen_plugins.factor_vae.claims import GAMMAS, cells, measure, train_and_measure
+from xgen_plugins.factor_vae.losses import attention_disentanglement
 
 RUNS = Path(__file__).parent / "runs"
-GAMMAS = [10, 20, 30, 40, 50]
-
-
-def variants() -> dict[str, dict[str, Any]]:
-    """Every variant of the grid: its `factor-vae` options."""
-    out: dict[str, dict[str, Any]] = {}
-    for g in GAMMAS:
-        out[f"fvae-g{g}"] = {"gamma": g}
-        out[f"ad-g{g}-l1"] = {"gamma": g, "ad_weight": 1.0}
-    for g in (10, 40):
-        for lam in (0.5, 1.5):
-            out[f"ad-g{g}-l{lam}"] = {"gamma": g, "ad_weight": lam}
-    out["ad-g40-l1-consecutive"] = {"gamma": 40, "ad_weight": 1.0, "ad_pairs": "consecutive"}
-    out["ad-g40-l1-all"] = {"gamma": 40, "ad_weight": 1.0, "ad_pairs": "all"}
-    out["ad-g40-l1-activations"] = {"gamma": 40, "ad_weight": 1.0, "ad_gradient": "activations"}
-    return out
-
-
-def cells(seeds: list[int]) -> list[tuple[str, int]]:
-    """(variant, seed) in the order that makes each prefix of the grid a complete comparison: gamma 40 first, FactorVAE
-    and AD-FactorVAE side by side, then the other gammas, then experiment 3, then the pair and gradient choices."""
-    order = [40, 10, 20, 30, 50]
-    out = []
-    for s in seeds:
-        out += [(f"{kind}-g{g}{suffix}", s) for g in order for kind, suffix in (("fvae", ""), ("ad", "-l1"))]
-    for s in seeds:
-        out += [(f"ad-g{g}-l{lam}", s) for g in (40, 10) for lam in (0.5, 1.5)]
-    out += [(v, seeds[0]) for v in ("ad-g40-l1-consecutive", "ad-g40-l1-all", "ad-g40-l1-activations")]
-    return out
-
-
-def encode_means(model: xgen.Model, images: torch.Tensor, batch: int = 512) -> tuple[torch.Tensor, torch.Tensor]:
-    """images (N, 1, 64, 64) -> (mean, logvar), each (N, D), without gradients."""
-    means, logvars = [], []
-    with torch.no_grad():
-        for start in range(0, len(images), batch):
-            latent = model.encode(images[start : start + batch])
-            means.append(latent.mean)
-            logvars.append(latent.logvar)
-    return torch.cat(means), torch.cat(logvars)
-
-
-def overlaps(model: xgen.Model, images: torch.Tensor, rules: tuple[str, ...]) -> dict[str, float]:
-    """Mean eq. 1 overlap of the per-dimension maps at the first conv, images (N, 1, 64, 64): under each pair rule
-    with the loss's default maps (abs, each scaled to max 1), and for the top-2 pair with raw ReLU maps (the literal
-    reading, which a shrinking map can drive to 0)."""
-    cams = dimension_cams(model, images)
-    maps = attention_maps(cams, "abs", "max")
-    out = {f"overlap_{rule}": float(attention_disentanglement(maps, rule)) for rule in rules}
-    out["overlap_top2_raw"] = float(attention_disentanglement(attention_maps(cams, "relu", "none"), "top2"))
-    return out
-
-
-def measure(model: xgen.Model, data: DSprites, probe: torch.Tensor, args: argparse.Namespace, final: bool) -> dict:
-    """The curve point of `model` now: held-out recon error, FactorVAE score, binned MIG, overlap, TC, active dims."""
-    started = time.perf_counter()
-    mu, logvar = encode_means(model, probe)
-    with torch.no_grad():
-        recon = model.decode(mu).clamp(1e-6, 1 - 1e-6)
-        nll = torch.nn.functional.binary_cross_entropy(recon, probe, reduction="none").flatten(1).sum(1).mean()
-        z = mu + torch.exp(0.5 * logvar) * torch.randn(mu.shape, generator=torch.Generator().manual_seed(0))
-        tc = total_correlation(model.module.tc_discriminator(z))
-        kl_per_dim = (-0.5 * (1 + logvar - mu.square() - logvar.exp())).mean(0)
-    generator = torch.Generator().manual_seed(1)
-    factors = data.sample_factors(args.mig_images, generator)
-    codes, _ = encode_means(model, data.render_factors(factors))
-    votes = args.final_votes if final else args.votes
-    fvs = xgen.metric(
-        "factorvae-score", train_votes=votes, eval_votes=votes // 2, variance_images=args.variance_images, seed=0
-    )
-    point = {
-        "recon": float(nll),
-        "kl": float(gaussian_kl(mu, logvar)),
-        "factorvae_score": float(fvs(model=model, data=data)),
-        "mig_binned": float(xgen.metric("mig-binned")(codes=codes, factors=factors)),
-        "tc_discriminator": float(tc),
-        "active_dims": int((kl_per_dim > 0.01).sum()),
-        "kl_per_dim": [round(float(v), 4) for v in kl_per_dim],
-    }
-    rules = ("top2", "consecutive", "all") if final else ("top2",)
-    point.update(overlaps(model, probe[: args.overlap_n], rules))
-    if final and args.chen_images:
-        point["mig"] = float(xgen.metric("mig", images=args.chen_images, seed=0)(model=model, data=data))
-    point["measure_s"] = round(time.perf_counter() - started, 2)
-    return point
 
 
 def one_run(variant: str, seed: int, args: argparse.Namespace) -> dict[str, Any]:
-    """Train one (variant, seed) with the curve measured along the way; the finished record."""
-    options = variants()[variant]
-    data = DSprites(train_n=64, test_n=args.probe_n)
-    probe = data.test().images
-    curve: list[dict[str, Any]] = []
-    clock = {"measure": 0.0}
+    """Train one (variant, seed) with the curve measured along the way (the code `xgen reproduce` runs for the
+    disentanglement claims); the finished record."""
 
-    def on_log(record: dict[str, Any], model: xgen.Model) -> None:
-        started = time.perf_counter()
-        final = record["step"] == args.steps
-        curve.append({**record, **measure(model, data, probe, args, final)})
-        clock["measure"] += time.perf_counter() - started
-        last = curve[-1]
+    def shown(last: dict[str, Any]) -> None:
         print(
-            f"  {variant} seed {seed} step {record['step']}: recon {last['recon']:.1f} "
+            f"  {variant} seed {seed} step {last['step']}: recon {last['recon']:.1f} "
             f"fvs {last['factorvae_score']:.3f} mig-b {last['mig_binned']:.3f} overlap {last['overlap_top2']:.3f} "
             f"({last['measure_s']} s)",
             flush=True,
         )
 
-    started = time.perf_counter()
-    model = xgen.train(
-        "factor-vae",
-        data,
-        steps=args.steps,
-        seed=seed,
-        device=args.device,
-        options=options,
-        log_every=args.curve_every,
-        on_log=on_log,
-    )
-    total = time.perf_counter() - started
+    model, record = train_and_measure(variant, seed, settings(args), args.device, on_point=shown)
     if args.keep and seed == 0 and variant in ("fvae-g40", "ad-g40-l1"):
         xgen.save(model, RUNS / "disentanglement" / f"{variant}-s{seed}.pt")
-    return {
-        "variant": variant,
-        "seed": seed,
-        "options": options,
-        **settings(args),
-        "train_s": round(total - clock["measure"], 1),
-        "step_s": round((total - clock["measure"]) / args.steps, 4),
-        "curve": curve,
-        "final": curve[-1],
-    }
+    return record
 
 
 def settings(args: argparse.Namespace) -> dict[str, Any]:
@@ -304,7 +190,7 @@ def controls(args: argparse.Namespace) -> dict[str, float]:
     torch.manual_seed(0)
     module = arch.build((1, 64, 64)).eval()
     model = arch.wrap(module, (1, 64, 64))
-    point = measure(model, data, data.test().images, args, final=True)
+    point = measure(model, data, data.test().images, settings(args), final=True)
     noise = torch.rand(2, 20_000, 32, 32, generator=torch.Generator().manual_seed(0))
     point["overlap_uniform_noise"] = float(attention_disentanglement(noise.transpose(0, 1), "top2"))
     path.write_text(json.dumps(point, indent=1))

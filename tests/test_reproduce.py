@@ -127,6 +127,9 @@ def test_compare_rule_edges():
     one_seed = compare("c", "d", ("a", [5.0]), ("b", [1.0, 1.1]))
     assert one_seed.verdict == UNTESTABLE and "fewer than two seeds" in one_seed.reason
     assert compare("c", "d", ("a", [float("nan"), 2.0]), ("b", [1.0, 1.1])).verdict == UNTESTABLE
+    same_to_print = compare("c", "d", ("a", [0.0, 0.0]), ("b", [3e-6, 3e-6]))
+    assert same_to_print.verdict == UNTESTABLE, "equal to the printed precision is no difference"
+    assert compare("c", "d", ("a", [0.002, 0.002]), ("b", [0.0, 0.0])).verdict == HOLDS
 
 
 def test_rerun_recomputes_nothing_and_shared_runs_run_once(toy, tmp_path):

@@ -46,7 +46,7 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "list_plugins": ("xgen.api", "list_plugins"),
     "load": ("xgen.checkpoint", "load"),
     "metric": ("xgen.api", "metric"),
-    "reproduce": ("xgen.reproduce", "reproduce"),
+    "reproduce": ("xgen.reproduction", "reproduce"),
     "save": ("xgen.checkpoint", "save"),
     "score": ("xgen.api", "score"),
     "train": ("xgen.training", "train"),
@@ -125,6 +125,6 @@ if TYPE_CHECKING:
     from xgen.methods import Explainer, Explanation, Metric, Scorer
     from xgen.model import Latent, Model, StandardNormal, wrap
     from xgen.plugins import open_dataset as dataset
-    from xgen.reproduce import reproduce
+    from xgen.reproduction import reproduce
     from xgen.training import train
     from xgen.traversal import traverse

@@ -13,7 +13,7 @@ from xgen.claims import SCALE_HELP
 from xgen.files import write_text
 
 if TYPE_CHECKING:
-    from xgen.reproduce import Reproduction
+    from xgen.reproduction import Reproduction
 
 _MIME = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".svg": "image/svg+xml"}
 

@@ -160,9 +160,10 @@ def compare(
     """The verdict on "`claimed` is better than `other`" from per-seed values of each side.
 
     The rule: the difference of the two seed means counts only when it exceeds the spread over seeds, the larger of
-    the two sample standard deviations. It holds when the difference counts in the claimed direction, does not hold
-    when it counts against it, and is not testable here when it is within the spread or when a side has fewer than
-    two finite values (no spread to compare with)."""
+    the two sample standard deviations, and half a unit of the last digit shown (`digits`), so that runs agreeing
+    to the printed precision never count as different. It holds when the difference counts in the claimed
+    direction, does not hold when it counts against it, and is not testable here when it does not count or when a
+    side has fewer than two finite values (no spread to compare with)."""
     (a_name, a_raw), (b_name, b_raw) = claimed, other
     a, b = _finite(a_raw), _finite(b_raw)
     measured = f"{a_name} {mean_std(a, digits)} vs {b_name} {mean_std(b, digits)}"
@@ -173,13 +174,14 @@ def compare(
     sign = 1.0 if higher_is_better else -1.0
     difference = sign * (statistics.mean(a) - statistics.mean(b))
     spread = max(statistics.stdev(a), statistics.stdev(b))
+    threshold = max(spread, 0.5 * 10.0**-digits)
     better = "higher" if higher_is_better else "lower"
     shown = (
         f"difference {difference:+.{digits}f} in the claimed direction ({better} is better), spread {spread:.{digits}f}"
     )
-    if difference > spread:
+    if difference > threshold:
         verdict, reason = HOLDS, f"{shown}: the difference exceeds the spread"
-    elif -difference > spread:
+    elif -difference > threshold:
         verdict, reason = FAILS, f"{shown}: the difference exceeds the spread, against the claim"
     else:
         verdict, reason = UNTESTABLE, f"{shown}: the difference is within the spread over seeds"

@@ -13,7 +13,7 @@ from xgen.cli.app import app
 
 def claim_list() -> str:
     """Every registered claim, a line each: name, paper and where, what it compares, its data."""
-    from xgen.reproduce import registered_claims
+    from xgen.reproduction import registered_claims
 
     claims = registered_claims()
     if not claims:
@@ -52,7 +52,7 @@ def reproduce(
     if list_claims:
         typer.echo(claim_list())
         return
-    from xgen.reproduce import reproduce as run_claims
+    from xgen.reproduction import reproduce as run_claims
 
     result = run_claims(
         claims or [],

@@ -1,4 +1,5 @@
-"""`xgen reproduce`: run the grids of registered claims into one resumable JSON-lines log, decide each claim's
+"""`xgen reproduce` (`xgen.reproduce`; the module is not named after it, so that importing it never hides the
+function): run the grids of registered claims into one resumable JSON-lines log, decide each claim's
 verdicts by its stated rule, and write the report (Markdown, JSON and a self-contained HTML page)."""
 
 from __future__ import annotations
