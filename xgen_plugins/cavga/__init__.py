@@ -4,6 +4,7 @@
 from collections.abc import Callable
 
 import xgen
+from xgen_plugins.cavga.ablation_claims import ABLATION_CLAIMS
 from xgen_plugins.cavga.architecture import CAVGAArchitecture
 from xgen_plugins.cavga.claims import CAVGADuBeatsVAEOnMNIST
 from xgen_plugins.cavga.explainer import CAVGAExplainer, CAVGAScorer
@@ -27,3 +28,5 @@ def xgen_register_scorers(register: Callable[[type], None]) -> None:
 @xgen.hookimpl
 def xgen_register_claims(register: Callable[[type], None]) -> None:
     register(CAVGADuBeatsVAEOnMNIST)
+    for claim in ABLATION_CLAIMS:
+        register(claim)

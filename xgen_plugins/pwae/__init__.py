@@ -5,6 +5,7 @@ from collections.abc import Callable
 
 import xgen
 from xgen_plugins.pwae.architecture import PWAEArchitecture
+from xgen_plugins.pwae.claims import PWAE_CLAIMS
 from xgen_plugins.pwae.explainer import PWAEPatchError, PWAEPatchScore
 
 
@@ -21,3 +22,9 @@ def xgen_register_explainers(register: Callable[[type], None]) -> None:
 @xgen.hookimpl
 def xgen_register_scorers(register: Callable[[type], None]) -> None:
     register(PWAEPatchScore)
+
+
+@xgen.hookimpl
+def xgen_register_claims(register: Callable[[type], None]) -> None:
+    for claim in PWAE_CLAIMS:
+        register(claim)

@@ -5,6 +5,7 @@ from collections.abc import Callable
 
 import xgen
 from xgen_plugins.rbm.architecture import StackedRBMArchitecture
+from xgen_plugins.rbm.claims import RBM_CLAIMS
 from xgen_plugins.rbm.explainer import RBMGumbel
 from xgen_plugins.rbm.scorers import RBMFreeEnergy, RBMReconErrorMap, RBMReconErrorScore
 
@@ -24,3 +25,9 @@ def xgen_register_explainers(register: Callable[[type], None]) -> None:
 def xgen_register_scorers(register: Callable[[type], None]) -> None:
     register(RBMFreeEnergy)
     register(RBMReconErrorScore)
+
+
+@xgen.hookimpl
+def xgen_register_claims(register: Callable[[type], None]) -> None:
+    for claim in RBM_CLAIMS:
+        register(claim)
