@@ -283,7 +283,12 @@ def _reproduce(
         if records:
             findings += claim.findings(records)
         else:
-            reason = "no run of it finished here" + (f" ({refused[0][1]})" if refused else "")
+            labels = {run.label() for run in grids[claim.name]}
+            own = [why for label, why in refused if label in labels]
+            busy = [holder for label, holder in elsewhere if label in labels]
+            reason = "no run of it finished here" + (
+                f" ({own[0]})" if own else f" (other processes are running them: {busy[0]})" if busy else ""
+            )
             findings.append(Finding(claim.name, "all", "no runs", UNTESTABLE, reason))
     reproduction = Reproduction(
         claims,
