@@ -7,6 +7,7 @@ import inspect
 import textwrap
 
 from xgen import hookspecs
+from xgen.methods import Metric
 
 
 def render() -> str:
@@ -26,6 +27,9 @@ def render() -> str:
         signature = inspect.signature(function, eval_str=True)
         parts += [f"## `{name}{signature}`", "", text.strip(), "", "Example:", ""]
         parts += ["```python", textwrap.dedent(example).strip(), "```", ""]
+    text, _, example = (inspect.getdoc(Metric.partial) or "").partition("Example::\n")
+    parts += ["## Metrics from shards: `Metric.partial` and `Metric.finish`", "", text.strip(), "", "Example:", ""]
+    parts += ["```python", textwrap.dedent(example).strip(), "```", ""]
     return "\n".join(parts)
 
 

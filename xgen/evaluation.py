@@ -8,9 +8,12 @@ flags, and a threshold that flags all or none is a warning, never a silent numbe
 from __future__ import annotations
 
 import math
+import os
+import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 from warnings import catch_warnings, simplefilter
 
@@ -53,7 +56,8 @@ class MetricResult:
 @dataclass
 class Evaluation:
     """What `xgen.evaluate` measured. maps: (N, H, W) as the explainer gave them; normalized: (N, H, W) as the
-    metrics saw them; scores / normalized_scores: (N,) image scores or None; test: the test split explained."""
+    metrics saw them (both None after engine "ray", which never gathers maps); scores / normalized_scores: (N,) image
+    scores or None; test: the test split explained."""
 
     data: str
     plugin: str
@@ -62,8 +66,8 @@ class Evaluation:
     normalization: dict[str, Any]
     metrics: list[MetricResult]
     test: ImageSet
-    maps: torch.Tensor
-    normalized: torch.Tensor
+    maps: torch.Tensor | None
+    normalized: torch.Tensor | None
     scores: torch.Tensor | None
     normalized_scores: torch.Tensor | None
     seed: int
@@ -363,14 +367,18 @@ def _threshold_flags(result: MetricResult, metric: Metric, maps: torch.Tensor, s
     values = maps if "maps" in metric.requires else scores
     if values is None:
         return
-    result.flagged = float((values >= threshold).float().mean())
-    if result.flagged in (0.0, 1.0):
-        unit = "pixels" if "maps" in metric.requires else "images"
-        share = "every one of the" if result.flagged == 1.0 else "none of the"
-        low, high = float(values.min()), float(values.max())
+    unit = "pixels" if "maps" in metric.requires else "images"
+    _flag(result, metric, float((values >= threshold).float().mean()), float(values.min()), float(values.max()), unit)
+
+
+def _flag(result: MetricResult, metric: Metric, flagged: float, low: float, high: float, unit: str) -> None:
+    """Record the fraction `flagged` of a thresholded metric, with a note when it is all or nothing."""
+    result.flagged = flagged
+    if flagged in (0.0, 1.0):
+        share = "every one of the" if flagged == 1.0 else "none of the"
         result.note = (
-            f"threshold {threshold:g} flags {share} {unit} (values span [{low:.3g}, {high:.3g}]), so this value "
-            "says nothing about the method; try another --normalize or the metric's threshold option"
+            f"threshold {metric.threshold:g} flags {share} {unit} (values span [{low:.3g}, {high:.3g}]), so this "
+            "value says nothing about the method; try another --normalize or the metric's threshold option"
         )
 
 
@@ -389,6 +397,13 @@ def evaluate(
     progress: bool = False,
     features: str | None = None,
     samples: int = 1000,
+    engine: str = "local",
+    checkpoint: str | os.PathLike[str] | None = None,
+    trust: bool = False,
+    address: str = "local",
+    workers: int = 2,
+    cpus_per_worker: float = 1.0,
+    gpus_per_worker: float = 0.0,
 ) -> Evaluation:
     """Explain the test split of `data` with `plugin` (default: the model's explainer) and compute `metrics`
     (specs like `iou:threshold=0.3`; default: every metric the data supports that is computed by default, and
@@ -407,10 +422,26 @@ def evaluate(
     `features` (`inception:PATH` or a checkpoint whose encoder mean is used; see `xgen.features`) makes the generator
     metrics (fid, precision, recall) available, and chosen by default: they compare the features of the test split
     with those of `samples` images the model generates from its prior (seeded by `seed`).
+
+    `engine="ray"` explains the test split on a Ray cluster (`xgen.ray_engine`; `address`, `workers`,
+    `cpus_per_worker`, `gpus_per_worker` as for `xgen explain`; each worker loads `checkpoint`, default the model
+    saved to a temporary file, with `trust` as for `xgen.load`): workers return per-image scores and the map metrics'
+    mergeable partials (`Metric.partial`), never the maps, which the driver merges in bounded memory into the same
+    values. The Evaluation then holds no maps (`maps` and `normalized` are None).
     """
     started = time.perf_counter()
     if normalize not in NORMALIZATIONS:
         raise XgenError(f"normalize must be one of {', '.join(NORMALIZATIONS)}, got '{normalize}'.")
+    settings = None
+    if engine == "ray":
+        from xgen.ray_engine import RaySettings, import_ray
+
+        settings = RaySettings(address, workers, cpus_per_worker, gpus_per_worker)
+        import_ray()
+        if features is not None:
+            raise XgenError("--features (fid, precision, recall) runs on the driver; use --engine local for them.")
+    elif engine != "local":
+        raise XgenError(f"engine must be local or ray, got '{engine}'.")
     if batch_size < 1 or validation_images < 1:
         raise XgenError("batch_size and validation_images must be at least 1.")
     model = wrap(model)
@@ -462,6 +493,11 @@ def evaluate(
             "the checkpoint"
         )
 
+    if settings is not None:
+        return _evaluate_on_ray(
+            settings, model, checkpoint, trust, dataset, test, name, options, scorer, asked, added, normalize,
+            validation_images, batch_size, seed, progress, warnings, started,
+        )  # fmt: skip
     torch.manual_seed(seed)
     with progress_bar(progress) as bar:
         maps, given = _explain_all(model, test.images, name, options, batch_size, bar, "explaining test images")
@@ -569,4 +605,141 @@ def evaluate(
         seconds=time.perf_counter() - started,
         warnings=warnings,
         generation=generation,
+    )
+
+
+def _evaluate_on_ray(
+    settings: Any,
+    model: Model,
+    checkpoint: str | os.PathLike[str] | None,
+    trust: bool,
+    dataset: Dataset,
+    test: ImageSet,
+    name: str,
+    options: dict[str, Any],
+    scorer: str | None,
+    asked: list[_Asked] | None,
+    added: list[_Asked],
+    normalize: str,
+    validation_images: int,
+    batch_size: int,
+    seed: int,
+    progress: bool,
+    warnings: list[str],
+    started: float,
+) -> Evaluation:
+    """`evaluate` with the test split explained on Ray: map metrics from merged shard partials, image metrics from
+    the gathered scores (N,) on the driver. Metrics that need codes, factors, features, the model or the data, and
+    map metrics without partials, are refused when asked for and left out (with a warning) by default."""
+    from xgen.ray_engine import evaluate_on_ray, merged_value
+
+    spec = dataset.spec()
+    local_only = {"codes", "factors", "real", "fake", "model", "data"}
+    for item in asked or []:
+        needs = set(item.metric.requires)
+        if needs & local_only or ("maps" in needs and not item.metric.shardable()):
+            raise XgenError(
+                f"metric '{item.spec}' cannot be computed from shards on Ray; evaluate it with --engine local."
+            )
+    available = {**_inputs_available(test, have_scores=True), **_factor_inputs(model, dataset)}
+    available.update(dict.fromkeys(GENERATED_INPUTS, "gets no features on Ray"))
+    for key in local_only - set(GENERATED_INPUTS):
+        available[key] = "is not computed on Ray (use --engine local)"
+    planned = _choose_metrics(asked, available, spec, added)
+    dropped = [item.spec for item in planned if "maps" in item.metric.requires and not item.metric.shardable()]
+    if dropped:
+        warnings.append(f"{', '.join(dropped)} cannot be computed from shards and are left out; use --engine local")
+    map_metrics = [item for item in planned if "maps" in item.metric.requires and item.metric.shardable()]
+    torch.manual_seed(seed)
+    record: dict[str, Any] = {"method": normalize}
+    scale = None
+    with progress_bar(progress) as bar:
+        if normalize == "normal-stats":
+            normal = _validation_sample(dataset, validation_images, seed)
+            normal_maps, normal_given = _explain_all(
+                model, normal.images, name, options, batch_size, bar, "normal validation images"
+            )
+            scale = (float(normal_maps.min()), float(normal_maps.max()))
+            if scale[1] - scale[0] <= FLAT:
+                raise XgenError(
+                    f"normal-stats: the maps of the {len(normal)} normal validation images are all {scale[0]:.4g}, "
+                    "so they give no scale; use --normalize per-image."
+                )
+            record.update(validation=f"{len(normal)} images of the training split (seed {seed})", maps=list(scale))
+        task = bar.add_task("explaining test images on Ray", total=len(test), status="")
+        with tempfile.TemporaryDirectory(prefix="xgen-shards-") as folder:
+            found = evaluate_on_ray(
+                settings, model, checkpoint, trust, test.images, test.masks, name, options, scorer, map_metrics,
+                scale, normalize, seed, batch_size, bar, task, Path(folder),
+            )  # fmt: skip
+            values = {item.spec: merged_value(item.metric, found["stored"][item.spec]) for item in map_metrics}
+    (how,) = found["hows"] or {"map max"}
+    scores: torch.Tensor | None = torch.from_numpy(found["scores"]).float()
+    source = {"explainer": f"explainer {name}", "map max": "maximum of each map"}.get(how, f"scorer {how}")
+    if how == "map max" and float(scores.max() - scores.min()) <= FLAT:
+        scores = None
+        warnings.append(
+            f"{name} gives no image scores and its maps all have the same maximum, so image metrics are left "
+            "out; pass --scorer NAME (xgen plugins lists the scorers)"
+        )
+    normalized_scores = scores
+    if normalize == "per-image":
+        record["maps"] = "min-max of each map"
+        if scores is not None:
+            low, high = float(scores.min()), float(scores.max())
+            normalized_scores = _min_max(scores, low, high)
+            record["scores"] = f"min-max over the {len(scores)} test scores [{low:.6g}, {high:.6g}]"
+    elif normalize == "normal-stats" and scores is not None:
+        normal_scores = _image_scores(model, normal.images, normal_maps, normal_given, how, batch_size)
+        low, high = float(normal_scores.min()), float(normal_scores.max())
+        normalized_scores = _min_max(scores, low, high)
+        record["scores"] = [low, high]
+    elif normalize == "none":
+        record["maps"] = "as given"
+    available = {**available, **_inputs_available(test, scores is not None)}
+    chosen = [item for item in planned if item.spec not in dropped and _supported(type(item.metric), available)]
+    if asked is None:
+        _note_skipped(available, warnings, chosen)
+    pixels = test.masks.numel() if test.masks is not None else 0
+    results = []
+    for item in chosen:
+        if "seed" in item.metric.options() and "seed" not in item.options:
+            item.metric.seed = seed
+        with catch_warnings(record=True) as caught:
+            simplefilter("always")
+            if item.spec in values:
+                value = values[item.spec]
+            else:
+                value = item.metric(scores=normalized_scores, labels=test.labels)
+        result = MetricResult(item.spec, item.name, value, item.options)
+        said = "; ".join(dict.fromkeys(str(w.message) for w in caught))
+        if said:
+            result.note = said
+        interval = getattr(item.metric, "interval", None)
+        if callable(interval):
+            result.interval = interval(scores=normalized_scores, labels=test.labels)
+        if item.spec in found["flagged"] and pixels:
+            _flag(result, item.metric, found["flagged"][item.spec] / pixels, found["low"], found["high"], "pixels")
+        elif "maps" not in item.metric.requires and normalized_scores is not None:
+            _threshold_flags(result, item.metric, torch.zeros(0), normalized_scores)
+        if result.note:
+            warnings.append(f"{item.spec}: {result.note}")
+        if not math.isfinite(value):
+            warnings.append(f"{item.spec} is {value}")
+        results.append(result)
+    return Evaluation(
+        data=spec,
+        plugin=name,
+        options=options,
+        score_source=source if scores is not None else "none",
+        normalization=record,
+        metrics=results,
+        test=test,
+        maps=None,
+        normalized=None,
+        scores=scores,
+        normalized_scores=normalized_scores,
+        seed=seed,
+        seconds=time.perf_counter() - started,
+        warnings=warnings,
     )

@@ -6,6 +6,10 @@ Every file is written atomically (a temporary file, then a rename), and a manife
 line per group of images only after all of that group's files are in place, with their sizes: an interrupted run
 leaves only complete files, and a rerun with the same model, plugin, options and scorer writes only the images that
 are missing, or whose files no longer have the recorded size (as after a power cut before the data reached the disk).
+
+What happens to a batch (explain, score, write each file atomically under a name from the image's stem) is `Work`,
+the same on both engines: the local one runs its steps in the pipeline above; `engine="ray"` (`xgen.ray_engine`)
+runs `Work.process` on whole batches in Ray workers, and the driver keeps the manifest.
 """
 
 from __future__ import annotations
@@ -36,7 +40,10 @@ from xgen.visualize import encode_pngs, enlargement, overlays
 
 MANIFEST = ".xgen-explain.jsonl"
 _Sizes = tuple[int | None, int | None]
+#: A manifest row: stem, score, .npy size, .png size.
+Row = tuple[str, float | None, int | None, int | None]
 OUTPUTS: tuple[str, ...] = ("npy", "png", "csv")
+ENGINES: tuple[str, ...] = ("local", "ray")
 
 
 @dataclass(frozen=True)
@@ -52,14 +59,16 @@ class Item:
 
 @dataclass
 class JobResult:
-    """What `run` did: images explained now and found done, each stem's score (None where none was asked for) and
-    where the scores came from ("explainer cavga", "scorer recon-error", "maximum of each map")."""
+    """What `run` did: images explained now and found done, each stem's score (None where none was asked for),
+    where the scores came from ("explainer cavga", "scorer recon-error", "maximum of each map") and, on Ray, the
+    worker processes (host:pid) that explained them."""
 
     out: Path
     explained: int
     skipped: int
     scores: dict[str, float | None]
     sources: list[str] = field(default_factory=list)
+    workers: set[str] = field(default_factory=set)
 
 
 def output_path(out: Path, stem: PurePath | str, suffix: str) -> Path:
@@ -118,6 +127,55 @@ def _check_scorer(model: Model, name: str, options: dict[str, str]) -> None:
     scorer = _scorer(model, name, options)
     if scorer.learns():
         scorer.fitted(model)
+
+
+@dataclass(frozen=True)
+class Work:
+    """What a job does to each batch, the same on every engine: explain it, score it, write its files atomically
+    under names from each image's stem. The local engine runs these steps in its pipeline; a Ray worker runs
+    `process` on whole batches (`xgen.ray_engine`)."""
+
+    name: str
+    options: dict[str, Any]
+    scoring: _Scoring
+    outputs: tuple[str, ...]
+    durable: bool
+
+    @classmethod
+    def build(
+        cls, model: Model, name: str, options: dict[str, Any], scorer: str | None, outputs: Sequence[str], durable: bool
+    ) -> Work:
+        """Check the explainer, its options and the scorer against `model` before any work."""
+        explainer_cls = lookup("explainer", name)
+        explainer_cls(**options)
+        model.check_requires(explainer_cls.requires, f"explainer '{name}'")
+        return cls(name, options, _Scoring.resolve(model, name, scorer), tuple(outputs), durable)
+
+    def explain(self, model: Model, x: torch.Tensor) -> tuple[np.ndarray, list[float | None], str | None]:
+        """x: (n, C, H, W) -> maps (n, H, W) little-endian float32, each image's score (None unless csv is
+        written) and the scores' source."""
+        result = explain(model, x, plugin=self.name, **self.options)
+        maps = result.anomaly_map.detach().cpu().numpy().astype("<f4", copy=False)
+        values: list[float | None] = [None] * len(x)
+        source = None
+        if "csv" in self.outputs:
+            values[:], source = self.scoring(model, x, result, maps)
+        return maps, values, source
+
+    def write(self, out: Path, stems: list[str], images: np.ndarray | None, maps: np.ndarray) -> list[_Sizes]:
+        """The files of some images of one batch, images: (n, C, H, W) or None without png, maps: (n, H, W)
+        float32; the sizes of each image's .npy and .png (None for an output not asked for)."""
+        return _write_group(out, stems, images, maps, self.outputs, self.durable)
+
+    def process(self, model: Model, out: Path, batch: Sequence[Item]) -> tuple[list[Row], str | None]:
+        """A whole batch at once: load, explain, score, write; its manifest rows (stem, score, .npy and .png
+        sizes) and the scores' source. Rerunning it rewrites the same bytes under the same names."""
+        x = _load(batch)
+        maps, values, source = self.explain(model, x)
+        stems = [str(item.stem) for item in batch]
+        images = x.numpy() if "png" in self.outputs else None
+        sizes = self.write(out, stems, images, maps)
+        return [(s, v, npy, png) for s, v, (npy, png) in zip(stems, values, sizes, strict=True)], source
 
 
 class _Manifest:
@@ -201,23 +259,40 @@ def run(
     threads: int | None = None,
     durable: bool = False,
     progress: bool = False,
+    engine: str = "local",
+    checkpoint: str | os.PathLike[str] | None = None,
+    trust: bool = False,
+    address: str = "local",
+    workers: int = 2,
+    cpus_per_worker: float = 1.0,
+    gpus_per_worker: float = 0.0,
 ) -> JobResult:
     """Explain `items` with `plugin` into `out`, writing `outputs` (a subset of npy, png, csv); validate everything
     that can be checked before any work. `scorer` ("NAME" or "NAME:key=value,...") chooses the image scores.
     `writers` threads write the files while torch explains on `threads` (restored afterwards); the defaults come from
     `thread_split`. `model_id` (e.g. the checkpoint's sha256) lets a rerun resume. `durable` syncs every file to
     disk before it counts as done, which costs more than explaining small images; without it a file that a power
-    cut left short is caught by its recorded size and redone."""
+    cut left short is caught by its recorded size and redone.
+
+    `engine="ray"` explains the same batches on a Ray cluster (`xgen.ray_engine`): `workers` processes with
+    `cpus_per_worker` CPUs and `gpus_per_worker` GPUs each, on the cluster at `address` ("local" starts a private
+    one, "auto" finds a running one, or HOST:PORT). Each worker loads `checkpoint` (default: `model` saved into
+    `out`) with xgen's safe loader (`trust` as for `xgen.load`); `out` must be a folder every worker can write."""
     name = plugin or model.default_explainer
     if name is None:
         raise XgenError("this model names no default explainer; pass --plugin NAME (xgen plugins lists them).")
     outputs = parse_outputs(",".join(outputs))
     if batch_size < 1 or (writers is not None and writers < 1) or (threads is not None and threads < 1):
         raise XgenError("batch_size, writers and threads must be at least 1.")
-    explainer_cls = lookup("explainer", name)
-    explainer_cls(**options)
-    model.check_requires(explainer_cls.requires, f"explainer '{name}'")
-    scoring = _Scoring.resolve(model, name, scorer)
+    if engine not in ENGINES:
+        raise XgenError(f"engine must be one of {', '.join(ENGINES)}, got '{engine}'.")
+    settings = None
+    if engine == "ray":
+        from xgen.ray_engine import RaySettings, import_ray
+
+        settings = RaySettings(address, workers, cpus_per_worker, gpus_per_worker)
+        import_ray()
+    work = Work.build(model, name, options, scorer, outputs, durable)
     out = ensure_writable_dir(out)
     identity = {
         "model": model_id,
@@ -227,45 +302,67 @@ def run(
     }
     manifest = _Manifest(out / MANIFEST, identity, resume=model_id is not None, durable=durable)
     todo = [item for item in items if not manifest.done(out, str(item.stem), outputs)]
-    pixels = model.input_shape[1] * model.input_shape[2] if model.input_shape is not None else None
-    default_writers, default_threads = thread_split(outputs, writers, pixels)
-    writers = writers or default_writers
-    torch_threads = torch.get_num_threads()
-    torch.set_num_threads(threads or default_threads)
+    workers_seen: set[str] = set()
     try:
         with progress_bar(progress) as bar:
             task = bar.add_task(f"explain {name}", total=len(todo), status="")
-            _explain_and_write(
-                model, todo, out, name, options, scoring, outputs, batch_size, writers, durable, manifest, bar, task
-            )
+            if settings is not None:
+                from xgen.ray_engine import explain_on_ray
+
+                workers_seen = explain_on_ray(
+                    settings, model, checkpoint, trust, work, out, _batches(todo, batch_size), manifest, bar, task
+                )
+            else:
+                _explain_locally(model, todo, out, work, batch_size, writers, threads, manifest, bar, task)
     finally:
-        torch.set_num_threads(torch_threads)
         manifest.close()
     entries = [manifest.entries.get(str(item.stem), (None, None, None, None)) for item in items]
     scores = {str(item.stem): entry[0] for item, entry in zip(items, entries, strict=True)}
     sources = sorted({entry[1] for entry in entries if entry[0] is not None and entry[1] is not None})
     if "csv" in outputs:
         _write_scores(out / "scores.csv", items, manifest)
-    return JobResult(out, explained=len(todo), skipped=len(items) - len(todo), scores=scores, sources=sources)
+    return JobResult(
+        out, explained=len(todo), skipped=len(items) - len(todo), scores=scores, sources=sources, workers=workers_seen
+    )
+
+
+def _explain_locally(
+    model: Model,
+    todo: Sequence[Item],
+    out: Path,
+    work: Work,
+    batch_size: int,
+    writers: int | None,
+    threads: int | None,
+    manifest: _Manifest,
+    bar: Any,
+    task: Any,
+) -> None:
+    """The local engine: the pipeline of `_explain_and_write` on this process's CPUs (see `thread_split`)."""
+    pixels = model.input_shape[1] * model.input_shape[2] if model.input_shape is not None else None
+    default_writers, default_threads = thread_split(work.outputs, writers, pixels)
+    torch_threads = torch.get_num_threads()
+    torch.set_num_threads(threads or default_threads)
+    try:
+        _explain_and_write(model, todo, out, work, batch_size, writers or default_writers, manifest, bar, task)
+    finally:
+        torch.set_num_threads(torch_threads)
 
 
 def _explain_and_write(
     model: Model,
     todo: Sequence[Item],
     out: Path,
-    name: str,
-    options: dict[str, Any],
-    scoring: _Scoring,
-    outputs: tuple[str, ...],
+    work: Work,
     batch_size: int,
     writers: int,
-    durable: bool,
     manifest: _Manifest,
     bar: Any,
     task: Any,
 ) -> None:
     """The pipeline: read batch k+1 | explain batch k | write batches k-1, k-2 in groups on `writers` threads. At
-    most two batches' files wait to be written; a group enters the manifest once all its files are on disk."""
+    most two batches' files wait to be written; a group enters the manifest once all its files are on disk. When
+    the job stops (an interrupt, a bad image), the groups already explained are still written and recorded."""
     batches = _batches(todo, batch_size)
     groups_per_batch = min(writers, batch_size)
     pending: collections.deque[tuple[Future[list[_Sizes]], list[str], list[float | None], str | None]]
@@ -278,10 +375,7 @@ def _explain_and_write(
             try:
                 sizes = future.result()
             except OSError as exc:
-                raise XgenError(
-                    f"cannot write to {out} ({exc.strerror or type(exc).__name__}); free some space or choose "
-                    "another --out folder."
-                ) from None
+                raise write_error(out, exc) from None
             manifest.add(source, [(s, v, npy, png) for s, v, (npy, png) in zip(stems, values, sizes, strict=True)])
             bar.advance(task, len(stems))
 
@@ -294,31 +388,31 @@ def _explain_and_write(
             x = upcoming.result()
             if k + 1 < len(batches):
                 upcoming = reader.submit(_load, batches[k + 1])
-            result = explain(model, x, plugin=name, **options)
-            maps = result.anomaly_map.detach().cpu().numpy().astype("<f4", copy=False)
-            values: list[float | None] = [None] * len(batch)
-            source = None
-            if "csv" in outputs:
-                values[:], source = scoring(model, x, result, maps)
-            images = x.numpy() if "png" in outputs else None
+            maps, values, source = work.explain(model, x)
+            images = x.numpy() if "png" in work.outputs else None
             step = -(-len(batch) // groups_per_batch)
             for start in range(0, len(batch), step):
                 part = slice(start, start + step)
                 stems = [str(item.stem) for item in batch[part]]
-                future = pool.submit(
-                    _write_group, out, stems, None if images is None else images[part], maps[part], outputs, durable
-                )
+                future = pool.submit(work.write, out, stems, None if images is None else images[part], maps[part])
                 pending.append((future, stems, values[part], source))
             finish(keep=2 * groups_per_batch)
         finish(keep=0)
     finally:
         reader.shutdown(wait=True, cancel_futures=True)
-        pool.shutdown(wait=True, cancel_futures=True)
+        pool.shutdown(wait=True)
         while pending:
             future, stems, values, source = pending.popleft()
             if future.done() and not future.cancelled() and future.exception() is None:
                 sizes = future.result()
                 manifest.add(source, [(s, v, n, p) for s, v, (n, p) in zip(stems, values, sizes, strict=True)])
+
+
+def write_error(out: Path, exc: OSError) -> XgenError:
+    """The one sentence for a failed write into `out`."""
+    return XgenError(
+        f"cannot write to {out} ({exc.strerror or type(exc).__name__}); free some space or choose another --out folder."
+    )
 
 
 def thread_split(

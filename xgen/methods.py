@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import abc
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -224,9 +225,70 @@ class Metric(Configurable, abc.ABC):
         tensors: maps (N, H, W); masks (N, H, W) in {0, 1}; scores (N,); labels (N,) in {0, 1}, 1 = anomalous;
         codes (N, D); factors (N, K) int; real (N, F); fake (M, F); model an `xgen.Model`; data an `xgen.Dataset`."""
 
+    def partial(self, **inputs: Any) -> dict[str, np.ndarray]:
+        """Optional, for metrics that can be computed from shards (disjoint sets of whole images) without gathering
+        them: what `finish` needs of one shard, from the same inputs as `compute`, as named numpy arrays (0-d for
+        numbers), so a partial can be stored as `.npy` files and shipped between processes without pickle.
+
+        A metric implements `partial` and `finish` together (`shardable()` then says True). `metric.shard(**inputs)`
+        checks and converts the inputs as calling the metric does, then calls `partial`; `metric.merged(partials)`
+        calls `finish`. `xgen evaluate --engine ray` has each worker return the partials of its batches, stores them
+        as `.npy` files and merges them in bounded memory: `finish` receives every shard's partial, its arrays
+        possibly memory-mapped, and must return what `compute` returns on all shards together. A map metric without
+        them is refused on Ray (or left out of the default selection with a warning). The built-in pixel metrics
+        keep per-value count tables (positives and negatives per distinct map value, region weights for AUPRO),
+        which add up exactly across shards.
+
+        Example::
+
+            import numpy as np
+            import xgen
+
+            class AnomalousShare(xgen.Metric):
+                name = "anomalous-share"
+                description = "Fraction of the test pixels that the masks mark anomalous."
+                requires = {"maps", "masks"}
+
+                def compute(self, *, maps, masks):
+                    return int(masks.sum()) / masks.numel()
+
+                def partial(self, *, maps, masks):
+                    return {"anomalous": np.int64(masks.sum()), "pixels": np.int64(masks.numel())}
+
+                def finish(self, partials):
+                    anomalous = sum(int(p["anomalous"]) for p in partials)
+                    return anomalous / sum(int(p["pixels"]) for p in partials)
+        """
+        raise XgenError(
+            f"metric '{self.name}' cannot be computed from shards; evaluate it with --engine local or drop it."
+        )
+
+    def finish(self, partials: Sequence[Mapping[str, np.ndarray]]) -> float:
+        """The value from the partials of every shard, equal to `compute` on all the shards' inputs together. Arrays
+        may be memory-mapped files as large as the data: read them a slice at a time to keep memory bounded."""
+        raise XgenError(
+            f"metric '{self.name}' cannot be computed from shards; evaluate it with --engine local or drop it."
+        )
+
+    @classmethod
+    def shardable(cls) -> bool:
+        """Whether this metric implements `partial` and `finish`."""
+        return cls.partial is not Metric.partial and cls.finish is not Metric.finish
+
+    def shard(self, **inputs: Any) -> dict[str, np.ndarray]:
+        """Check and convert the inputs of one shard as `__call__` does, then `partial`."""
+        return {key: np.asarray(value) for key, value in self.partial(**self._checked(inputs)).items()}
+
+    def merged(self, partials: Iterable[Mapping[str, np.ndarray]]) -> float:
+        """`finish` of the shards' partials, as a float."""
+        return float(self.finish(list(partials)))
+
     def __call__(self, **inputs: Any) -> float:
         """Check the inputs (names, types, agreeing shapes), convert arrays to tensors and models and data specs to
         `xgen.Model` and `xgen.Dataset`, then `compute`."""
+        return float(self.compute(**self._checked(inputs)))
+
+    def _checked(self, inputs: dict[str, Any]) -> dict[str, Any]:
         given = {key: value for key, value in inputs.items() if value is not None}
         accepted = set(self.requires) | set(self.optional)
         for key in given:
@@ -251,7 +313,7 @@ class Metric(Configurable, abc.ABC):
 
             converted["data"] = open_dataset(converted["data"])
         _check_agreement(self.name, converted)
-        return float(self.compute(**converted))
+        return converted
 
 
 def _and(names: list[str]) -> str:

@@ -73,6 +73,16 @@ def evaluate_command(
     trust_checkpoint: Annotated[
         bool, typer.Option(help="Allow a fully pickled checkpoint, which can run code: only for trusted files.")
     ] = False,
+    engine: Annotated[
+        str, typer.Option(help="local, or ray: explain on a Ray cluster and merge the metrics from shards.")
+    ] = "local",
+    address: Annotated[
+        str,
+        typer.Option(help="With --engine ray: local (a private instance), auto (the running cluster) or HOST:PORT."),
+    ] = "local",
+    workers: Annotated[int, typer.Option(help="With --engine ray: worker processes.")] = 2,
+    cpus_per_worker: Annotated[float, typer.Option(help="With --engine ray: CPUs each worker claims.")] = 1.0,
+    gpus_per_worker: Annotated[float, typer.Option(help="With --engine ray: GPUs each worker claims.")] = 0.0,
 ) -> None:
     """Explain a dataset's test split, print the metrics, and write JSON and an HTML report if asked."""
     from xgen.checkpoint import load
@@ -82,6 +92,8 @@ def evaluate_command(
 
     if normalize not in NORMALIZATIONS:
         raise XgenError(f"--normalize must be one of {', '.join(NORMALIZATIONS)}, got '{normalize}'.")
+    if engine == "ray" and report is not None:
+        raise XgenError("--report draws the maps, which --engine ray never gathers; use --json, or --engine local.")
     for path, flag in ((json_out, "--json"), (report, "--report")):
         if path is not None:
             check_output_file(path, flag)
@@ -104,6 +116,13 @@ def evaluate_command(
         progress=True,
         features=features,
         samples=samples,
+        engine=engine,
+        checkpoint=model,
+        trust=trust_checkpoint,
+        address=address,
+        workers=workers,
+        cpus_per_worker=cpus_per_worker,
+        gpus_per_worker=gpus_per_worker,
     )
     console = Console()
     console.print(_table(result))

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -12,6 +14,9 @@ from xgen.cli.app import app, file_digest, parse_sets
 from xgen.errors import XgenError
 
 if TYPE_CHECKING:
+    import torch
+
+    from xgen.data import ImageSet
     from xgen.explain_job import Item, JobResult
 
 
@@ -28,16 +33,34 @@ def _file_items(inputs: list[Path], expected: tuple[int, int, int] | None, resiz
         target = (expected[0], *shape[1:]) if own_size else expected or shapes[0]
         images.check_fits(f.path, shape, target, resize)
         size = (shape[1], shape[2]) if own_size else None
-        items.append(Item(f.stem, str(f.path), lambda p=f.path, t=target: images.read(p, t, resize), size))
+        items.append(Item(f.stem, str(f.path), functools.partial(images.read, f.path, target, resize), size))
     return items
+
+
+@functools.cache
+def _test_split(spec: str) -> ImageSet:
+    """The test split of a dataset, opened once per process (a Ray worker opens it on its first image)."""
+    from xgen.plugins import open_dataset
+
+    return open_dataset(spec).test()
+
+
+@dataclass(frozen=True)
+class _DataImage:
+    """Image `index` of the test split of `spec`: a loader that pickles as two values, for Ray workers."""
+
+    spec: str
+    index: int
+
+    def __call__(self) -> torch.Tensor:
+        return _test_split(self.spec).images[self.index]
 
 
 def _data_items(spec: str) -> list[Item]:
     from xgen.explain_job import Item
-    from xgen.plugins import open_dataset
 
-    test = open_dataset(spec).test()
-    return [Item(Path(name), name, lambda i=i: test.images[i]) for i, name in enumerate(test.names)]
+    test = _test_split(spec)
+    return [Item(Path(name), name, _DataImage(spec, i)) for i, name in enumerate(test.names)]
 
 
 @app.command()
@@ -68,6 +91,16 @@ def explain(
     trust_checkpoint: Annotated[
         bool, typer.Option(help="Allow a fully pickled checkpoint, which can run code: only for trusted files.")
     ] = False,
+    engine: Annotated[str, typer.Option(help="local, or ray: a Ray cluster (needs the ray extra of xgen).")] = "local",
+    address: Annotated[
+        str,
+        typer.Option(
+            help="With --engine ray: local (a private Ray instance), auto (the running cluster) or HOST:PORT."
+        ),
+    ] = "local",
+    workers: Annotated[int, typer.Option(help="With --engine ray: worker processes.")] = 2,
+    cpus_per_worker: Annotated[float, typer.Option(help="With --engine ray: CPUs each worker claims.")] = 1.0,
+    gpus_per_worker: Annotated[float, typer.Option(help="With --engine ray: GPUs each worker claims.")] = 0.0,
 ) -> None:
     """Write an anomaly map (.npy), an overlay (.png) per image, and scores.csv; reruns finish interrupted work."""
     from xgen.checkpoint import load
@@ -78,6 +111,13 @@ def explain(
         raise XgenError("give image files or folders, or --data SPEC, but not both and not neither.")
     if batch_size < 1:
         raise XgenError("--batch-size must be at least 1.")
+    if engine == "ray":
+        from xgen.ray_engine import RaySettings, import_ray
+
+        RaySettings(address, workers, cpus_per_worker, gpus_per_worker)
+        import_ray()
+    elif engine != "local":
+        raise XgenError(f"--engine takes local or ray, got '{engine}'.")
     asked = parse_outputs(outputs)
     options = parse_sets(sets)
     with ThreadPoolExecutor(1) as hasher:
@@ -96,6 +136,13 @@ def explain(
         outputs=asked,
         batch_size=batch_size,
         progress=True,
+        engine=engine,
+        checkpoint=model,
+        trust=trust_checkpoint,
+        address=address,
+        workers=workers,
+        cpus_per_worker=cpus_per_worker,
+        gpus_per_worker=gpus_per_worker,
     )
     typer.echo(summary(result, out, asked))
 

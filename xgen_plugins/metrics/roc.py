@@ -7,7 +7,7 @@ import torch
 
 import xgen
 
-from . import _counts, _inputs
+from . import _counts, _inputs, _tables
 
 
 def auroc_from_segments(pos: np.ndarray, neg: np.ndarray) -> float:
@@ -31,6 +31,22 @@ def _auroc(name: str, values: np.ndarray, positive: np.ndarray, unit: str) -> fl
     return twice_u / (2 * n_pos * n_neg)
 
 
+def _table(name: str, values: torch.Tensor, labels: torch.Tensor, what: tuple[str, str]) -> dict[str, np.ndarray]:
+    """The count table of one shard (see `_tables`)."""
+    return _tables.count_table(_inputs.values(name, values, what[0]), _inputs.binary(name, labels, what[1]))
+
+
+def _auroc_of_tables(name: str, partials, unit: str) -> float:
+    """AUROC of the merged tables, streamed from the top: the same integers as the single-process Mann-Whitney U
+    (per segment, its positives times twice the negatives below it plus its tied negatives), so the same float."""
+    n_pos, n_neg = _tables.totals(partials, "pos"), _tables.totals(partials, "neg")
+    _inputs.both_classes(name, n_pos, n_neg, unit)
+    twice_u = 0
+    for pos, neg, _, above in _tables.from_top(partials):
+        twice_u += int(np.dot(pos, 2 * (n_neg - above) + neg))
+    return twice_u / (2 * n_pos * n_neg)
+
+
 def roc_curve(maps: torch.Tensor, masks: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
     """The pooled pixel ROC curve (FPR, TPR), exact and with collinear points of single-class runs merged."""
     values = _inputs.values("pixel-roc", maps, "maps")
@@ -46,7 +62,8 @@ class PixelAUROC(xgen.Metric):
     Exact: equal to `sklearn.metrics.roc_auc_score(masks.ravel(), maps.ravel())` (ties count one half), computed
     as the Mann-Whitney U statistic: by histogram passes over order-preserving keys when the maps hold very few
     distinct values, else by sorting each class's values a share of the pixels at a time and counting by binary
-    search (see `_counts`); 10^8 pixels take seconds (docs/benchmarks.md).
+    search (see `_counts`); 10^8 pixels take seconds (docs/benchmarks.md). From shards: per-value count tables
+    merged in bounded memory (`_tables`), bit for bit the same value.
     """
 
     name = "pixel-auroc"
@@ -56,6 +73,12 @@ class PixelAUROC(xgen.Metric):
     def compute(self, *, maps=None, masks=None, scores=None, labels=None) -> float:
         values = _inputs.values(self.name, maps, "maps")
         return _auroc(self.name, values, _inputs.binary(self.name, masks, "masks"), "pixels")
+
+    def partial(self, *, maps=None, masks=None, scores=None, labels=None) -> dict[str, np.ndarray]:
+        return _table(self.name, maps, masks, ("maps", "masks"))
+
+    def finish(self, partials) -> float:
+        return _auroc_of_tables(self.name, partials, "pixels")
 
 
 class ImageAUROC(xgen.Metric):
@@ -71,3 +94,9 @@ class ImageAUROC(xgen.Metric):
     def compute(self, *, maps=None, masks=None, scores=None, labels=None) -> float:
         values = _inputs.values(self.name, scores, "scores")
         return _auroc(self.name, values, _inputs.binary(self.name, labels, "labels"), "images")
+
+    def partial(self, *, maps=None, masks=None, scores=None, labels=None) -> dict[str, np.ndarray]:
+        return _table(self.name, scores, labels, ("scores", "labels"))
+
+    def finish(self, partials) -> float:
+        return _auroc_of_tables(self.name, partials, "images")

@@ -7,7 +7,7 @@ import torch
 
 import xgen
 
-from . import _counts, _inputs
+from . import _counts, _inputs, _tables
 
 
 def _from_top(counts: np.ndarray) -> np.ndarray:
@@ -33,11 +33,24 @@ class IoU(xgen.Metric):
         union = np.count_nonzero(predicted | positive)
         return np.count_nonzero(predicted & positive) / union if union else 0.0
 
+    def partial(self, *, maps=None, masks=None, scores=None, labels=None) -> dict[str, np.ndarray]:
+        """The shard's |pred ∧ mask| and |pred ∨ mask|, which add up."""
+        values = _inputs.values(self.name, maps, "maps")
+        positive = _inputs.binary(self.name, masks, "masks")
+        predicted = values >= self.threshold
+        both = np.count_nonzero(predicted & positive)
+        return {"intersection": np.int64(both), "union": np.int64(np.count_nonzero(predicted | positive))}
+
+    def finish(self, partials) -> float:
+        both, union = _tables.counts(partials, "intersection", "union")
+        return both / union if union else 0.0
+
 
 class BestIoU(xgen.Metric):
     """The best pooled IoU over every threshold of the ROC curve (every distinct map value), as the reproduction
     of "Towards Visually Explaining Variational Autoencoders" picks its threshold (section 3.5). Exact: at
-    threshold t, IoU = TP(t) / (FP(t) + P), from the same per-value counts as pixel-auroc."""
+    threshold t, IoU = TP(t) / (FP(t) + P), from the same per-value counts as pixel-auroc (from shards: their
+    count tables merged, `_tables`)."""
 
     name = "best-iou"
     description = "Best pooled IoU of thresholded maps with the masks over all ROC thresholds; exact."
@@ -46,11 +59,25 @@ class BestIoU(xgen.Metric):
     def compute(self, *, maps=None, masks=None, scores=None, labels=None) -> float:
         values = _inputs.values(self.name, maps, "maps")
         positive = _inputs.binary(self.name, masks, "masks")
-        pos, neg = _counts.segments(values, positive)
+        return self._best(*_counts.segments(values, positive))
+
+    def partial(self, *, maps=None, masks=None, scores=None, labels=None) -> dict[str, np.ndarray]:
+        values = _inputs.values(self.name, maps, "maps")
+        return _tables.count_table(values, _inputs.binary(self.name, masks, "masks"))
+
+    def finish(self, partials) -> float:
+        total = _tables.totals(partials, "pos")
+        self._check(total)
+        return max(float(np.max(tp / (fp + total))) for _, _, tp, fp in _tables.from_top(partials))
+
+    def _best(self, pos: np.ndarray, neg: np.ndarray) -> float:
         total = int(pos.sum())
+        self._check(total)
+        return float(np.max(_from_top(pos) / (_from_top(neg) + total)))
+
+    def _check(self, total: int) -> None:
         if total == 0:
             raise xgen.XgenError(f"metric '{self.name}' needs anomalous pixels, but every mask is empty.")
-        return float(np.max(_from_top(pos) / (_from_top(neg) + total)))
 
 
 def _rates(name: str, scores: torch.Tensor, labels: torch.Tensor) -> tuple[np.ndarray, np.ndarray, int, int]:
@@ -78,6 +105,22 @@ class BalancedAccuracy(xgen.Metric):
         tnr = np.count_nonzero(~predicted & ~positive) / n_neg
         return (tpr + tnr) / 2
 
+    def partial(self, *, maps=None, masks=None, scores=None, labels=None) -> dict[str, np.ndarray]:
+        """The shard's true positives, true negatives, positives and negatives, which add up."""
+        predicted = _inputs.values(self.name, scores, "scores") >= self.threshold
+        positive = _inputs.binary(self.name, labels, "labels")
+        return {
+            "tp": np.int64(np.count_nonzero(predicted & positive)),
+            "tn": np.int64(np.count_nonzero(~predicted & ~positive)),
+            "positives": np.int64(np.count_nonzero(positive)),
+            "negatives": np.int64(np.count_nonzero(~positive)),
+        }
+
+    def finish(self, partials) -> float:
+        tp, tn, n_pos, n_neg = _tables.counts(partials, "tp", "tn", "positives", "negatives")
+        _inputs.both_classes(self.name, n_pos, n_neg, "images")
+        return (tp / n_pos + tn / n_neg) / 2
+
 
 class MaxBalancedAccuracy(xgen.Metric):
     """The largest (TPR + TNR) / 2 over every score threshold, the threshold above all scores (0.5) included:
@@ -88,8 +131,22 @@ class MaxBalancedAccuracy(xgen.Metric):
     requires = frozenset({"scores", "labels"})
 
     def compute(self, *, maps=None, masks=None, scores=None, labels=None) -> float:
-        values, positive, n_pos, n_neg = _rates(self.name, scores, labels)
-        pos, neg = _counts.segments(values, positive)
+        values, positive, _, _ = _rates(self.name, scores, labels)
+        return self._best(*_counts.segments(values, positive))
+
+    def partial(self, *, maps=None, masks=None, scores=None, labels=None) -> dict[str, np.ndarray]:
+        values = _inputs.values(self.name, scores, "scores")
+        return _tables.count_table(values, _inputs.binary(self.name, labels, "labels"))
+
+    def finish(self, partials) -> float:
+        n_pos, n_neg = _tables.totals(partials, "pos"), _tables.totals(partials, "neg")
+        _inputs.both_classes(self.name, n_pos, n_neg, "images")
+        best = max(float(((tp / n_pos + 1 - fp / n_neg) / 2).max()) for _, _, tp, fp in _tables.from_top(partials))
+        return float(max(0.5, best))
+
+    def _best(self, pos: np.ndarray, neg: np.ndarray) -> float:
+        n_pos, n_neg = int(pos.sum()), int(neg.sum())
+        _inputs.both_classes(self.name, n_pos, n_neg, "images")
         balanced = (_from_top(pos) / n_pos + 1 - _from_top(neg) / n_neg) / 2
         return float(max(0.5, balanced.max()))
 
