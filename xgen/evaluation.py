@@ -359,6 +359,29 @@ def _validation_sample(dataset: Dataset, n: int, seed: int) -> ImageSet:
     return picked
 
 
+def _metric_result(
+    item: Any, value: float, caught: list[Any], scores: torch.Tensor | None, labels: torch.Tensor | None
+) -> MetricResult:
+    """The result of one metric: its value, the warnings it raised as a note, and its interval where it has one."""
+    result = MetricResult(item.spec, item.name, value, item.options)
+    said = "; ".join(dict.fromkeys(str(w.message) for w in caught))
+    if said:
+        result.note = said
+    interval = getattr(item.metric, "interval", None)
+    if callable(interval):
+        result.interval = interval(scores=scores, labels=labels)
+    return result
+
+
+def _noted(result: MetricResult, warnings: list[str]) -> MetricResult:
+    """`result`, its note and a non-finite value added to the evaluation's warnings."""
+    if result.note:
+        warnings.append(f"{result.spec}: {result.note}")
+    if not math.isfinite(result.value):
+        warnings.append(f"{result.spec} is {result.value}")
+    return result
+
+
 def _threshold_flags(result: MetricResult, metric: Metric, maps: torch.Tensor, scores: torch.Tensor | None) -> None:
     """Record the fraction a thresholded metric flags, and note a threshold that flags everything or nothing."""
     threshold = getattr(metric, "threshold", None)
@@ -576,19 +599,9 @@ def evaluate(
         with catch_warnings(record=True) as caught:
             simplefilter("always")
             value = item.metric(**given)
-        result = MetricResult(item.spec, item.name, value, item.options)
-        said = "; ".join(dict.fromkeys(str(w.message) for w in caught))
-        if said:
-            result.note = said
-        interval = getattr(item.metric, "interval", None)
-        if callable(interval):
-            result.interval = interval(scores=normalized_scores, labels=test.labels)
+        result = _metric_result(item, value, caught, normalized_scores, test.labels)
         _threshold_flags(result, item.metric, normalized, normalized_scores)
-        if result.note:
-            warnings.append(f"{item.spec}: {result.note}")
-        if not math.isfinite(value):
-            warnings.append(f"{item.spec} is {value}")
-        results.append(result)
+        results.append(_noted(result, warnings))
     return Evaluation(
         data=spec,
         plugin=name,
@@ -711,22 +724,12 @@ def _evaluate_on_ray(
                 value = values[item.spec]
             else:
                 value = item.metric(scores=normalized_scores, labels=test.labels)
-        result = MetricResult(item.spec, item.name, value, item.options)
-        said = "; ".join(dict.fromkeys(str(w.message) for w in caught))
-        if said:
-            result.note = said
-        interval = getattr(item.metric, "interval", None)
-        if callable(interval):
-            result.interval = interval(scores=normalized_scores, labels=test.labels)
+        result = _metric_result(item, value, caught, normalized_scores, test.labels)
         if item.spec in found["flagged"] and pixels:
             _flag(result, item.metric, found["flagged"][item.spec] / pixels, found["low"], found["high"], "pixels")
         elif "maps" not in item.metric.requires and normalized_scores is not None:
             _threshold_flags(result, item.metric, torch.zeros(0), normalized_scores)
-        if result.note:
-            warnings.append(f"{item.spec}: {result.note}")
-        if not math.isfinite(value):
-            warnings.append(f"{item.spec} is {value}")
-        results.append(result)
+        results.append(_noted(result, warnings))
     return Evaluation(
         data=spec,
         plugin=name,
