@@ -34,6 +34,9 @@ if TYPE_CHECKING:
 #: Ray versions the engine is tested with; the batch-inference keywords changed twice between 2.9 and 2.60.
 TESTED = "2.60"
 _PRIVATE_MODEL = ".xgen-ray-model.pt"
+#: How long the workers may take to start and load the model before the job fails (Ray Data's default is to start
+#: work as soon as one is ready).
+WAIT_FOR_WORKERS_S = 600
 
 
 @dataclass(frozen=True)
@@ -130,13 +133,15 @@ def _map_batches(
     ray: Any, settings: RaySettings, rows: list[dict[str, Any]], actor: type, kwargs: dict[str, Any]
 ) -> Iterator[dict[str, Any]]:
     """Each row through `actor(**kwargs)` on a fixed pool of workers, one row per call; the results (JSON in the
-    column "result") as they arrive."""
+    column "result") as they arrive. Work starts once every worker has loaded the model (Ray Data would otherwise
+    hand every batch to the first worker ready), and each worker holds at most two batches, so all share the job."""
     if not rows:
         return
+    ray.data.DataContext.get_current().wait_for_min_actors_s = WAIT_FOR_WORKERS_S
     dataset = ray.data.from_items(rows, override_num_blocks=len(rows)).map_batches(
         actor,
         batch_size=1,
-        compute=ray.data.ActorPoolStrategy(size=settings.workers),
+        compute=ray.data.ActorPoolStrategy(size=settings.workers, max_tasks_in_flight_per_actor=2),
         num_cpus=settings.cpus_per_worker,
         num_gpus=settings.gpus_per_worker or None,
         fn_constructor_kwargs=kwargs,
