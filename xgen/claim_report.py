@@ -15,6 +15,10 @@ from xgen.files import write_text
 if TYPE_CHECKING:
     from xgen.reproduction import Reproduction
 
+RULE = (
+    "a difference of seed means counts only when it exceeds the spread over seeds (the larger sample standard "
+    "deviation) and half a unit of the last digit shown"
+)
 _MIME = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".svg": "image/svg+xml"}
 
 
@@ -60,8 +64,7 @@ def markdown(reproduction: Reproduction, scale: str, machine: str) -> str:
         f"invocation, {reproduction.reused} taken from the run log (`runs.jsonl`), "
         f"{len(reproduction.refused)} refused.",
         "",
-        "The rule: a difference of seed means counts only when it exceeds the spread over seeds (the larger sample "
-        "standard deviation); a claim holds when it counts in the claimed direction, does not hold when it counts "
+        f"The rule: {RULE}; a claim holds when it counts in the claimed direction, does not hold when it counts "
         "against it, and is not testable here otherwise.",
         "",
         "| claim | paper, where | paper's figure | on | xgen measured | verdict |",
@@ -139,8 +142,7 @@ def html_page(reproduction: Reproduction, scale: str, machine: str, out: Path) -
         f"<p>Scale <code>{scale}</code> ({html.escape(SCALE_HELP[scale])}). Machine: {html.escape(machine)}. "
         f"Runs: {reproduction.executed} executed now, {reproduction.reused} from the run log, "
         f"{len(reproduction.refused)} refused.</p>"
-        "<p>The rule: a difference of seed means counts only when it exceeds the spread over seeds (the larger sample "
-        "standard deviation).</p>"
+        f"<p>The rule: {html.escape(RULE)}.</p>"
         "<table><tr><th>claim</th><th>paper, where</th><th>paper's figure</th><th>on</th><th>xgen measured</th>"
         f"<th>verdict</th></tr>{rows}</table>"
         + (f"<h2>Runs refused</h2><ul>{refused}</ul>" if refused else "")
