@@ -32,6 +32,7 @@ import torch
 from result_runs import load_runs, machine, write_report
 
 import xgen
+from xgen.machine import process_alive
 from xgen.plugins import lookup
 from xgen_plugins.dsprites import DSprites
 from xgen_plugins.factor_vae.attention import attention_maps, dimension_cams
@@ -103,23 +104,13 @@ def locked(path: Path):
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def claim(args: argparse.Namespace, todo: list[tuple[str, int]]) -> tuple[str, int] | None:
     """The first cell neither in the log nor claimed by a live worker, now claimed by this process; None when none."""
     claims = args.log.with_suffix(".claims")
     base = settings(args)
     with locked(args.log):
         done = {run_key(r) for r in load_runs(args.log)}
-        taken = {c["key"] for c in load_runs(claims) if _alive(c["pid"]) and c["pid"] != os.getpid()}
+        taken = {c["key"] for c in load_runs(claims) if process_alive(c["pid"]) and c["pid"] != os.getpid()}
         for variant, seed in todo:
             key = run_key({"variant": variant, "seed": seed, **base})
             if key not in done and key not in taken:

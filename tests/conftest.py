@@ -22,6 +22,19 @@ def registry():
         yield fresh
 
 
+@pytest.fixture
+def metrics_registry():
+    """A registry holding the metrics plugin (through its entry point once installed, else in-process), for the
+    metric tests (`pytestmark = pytest.mark.usefixtures("metrics_registry")`)."""
+    import xgen_plugins.metrics
+
+    registry = new_registry()
+    if "pixel-auroc" not in registry.names("metric"):
+        registry.add_plugin(xgen_plugins.metrics, "metrics")
+    with use_registry(registry):
+        yield registry
+
+
 @pytest.fixture(scope="module")
 def one_thread():
     """For modules of tiny models (`pytestmark = pytest.mark.usefixtures("one_thread")`): one thread is faster,

@@ -12,8 +12,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import xgen
-import xgen_plugins.metrics
-from xgen.plugins import new_registry, use_registry
 from xgen_plugins.metrics import _tables
 
 MAP_METRICS = ["pixel-auroc", "pixel-aupro", "pixel-aupro:max_fpr=1", "best-iou", "iou", "iou:threshold=0.3"]
@@ -21,13 +19,7 @@ SCORE_METRICS = ["image-auroc", "max-balanced-accuracy", "balanced-accuracy"]
 EXACT = {"pixel-auroc", "image-auroc", "best-iou", "iou", "iou:threshold=0.3", "max-balanced-accuracy"}
 
 
-@pytest.fixture(autouse=True)
-def metrics_registry():
-    registry = new_registry()
-    if "pixel-auroc" not in registry.names("metric"):
-        registry.add_plugin(xgen_plugins.metrics, "metrics")
-    with use_registry(registry):
-        yield registry
+pytestmark = pytest.mark.usefixtures("metrics_registry")
 
 
 def metric(spec: str) -> xgen.Metric:

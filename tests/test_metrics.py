@@ -16,7 +16,6 @@ from sklearn import metrics as skm
 
 import xgen
 import xgen_plugins.metrics
-from xgen.plugins import new_registry, use_registry
 from xgen_plugins.metrics import _counts
 
 NAMES = [
@@ -32,14 +31,7 @@ NAMES = [
 ]
 
 
-@pytest.fixture(autouse=True)
-def metrics_registry():
-    """A registry holding the metrics plugin (through its entry point once installed, else in-process)."""
-    registry = new_registry()
-    if "pixel-auroc" not in registry.names("metric"):
-        registry.add_plugin(xgen_plugins.metrics, "metrics")
-    with use_registry(registry):
-        yield registry
+pytestmark = pytest.mark.usefixtures("metrics_registry")
 
 
 @pytest.fixture(params=["sort", "radix", "ranged"])

@@ -22,6 +22,17 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
+def process_alive(pid: int) -> bool:
+    """Whether process `pid` of this machine still runs (one that exists but is not ours counts as running)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def describe() -> str:
     """One line: CPU model, logical CPUs, torch and its threads, Python and OS."""
     import torch

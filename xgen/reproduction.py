@@ -19,7 +19,7 @@ from typing import Any
 from xgen.claims import SCALES, UNTESTABLE, Claim, Finding, Run, RunContext
 from xgen.errors import XgenError, did_you_mean
 from xgen.files import ensure_writable_dir
-from xgen.machine import describe, torch_threads
+from xgen.machine import describe, process_alive, torch_threads
 from xgen.plugins import get_registry, lookup
 from xgen.progress import progress_bar
 
@@ -100,16 +100,6 @@ def _append(path: Path, record: dict[str, Any]) -> None:
         os.close(fd)
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 @contextlib.contextmanager
 def run_lock(folder: Path, run: Run) -> Iterator[str | None]:
     """Claim `run` for this process while the block runs, so several `xgen reproduce` processes can share one grid:
@@ -124,7 +114,7 @@ def run_lock(folder: Path, run: Run) -> Iterator[str | None]:
         except FileExistsError:
             try:
                 holder_host, pid = path.read_text().split()
-                stale = holder_host == host and not _alive(int(pid))
+                stale = holder_host == host and not process_alive(int(pid))
             except (OSError, ValueError):
                 holder_host, pid, stale = "?", "?", False
             if stale:
