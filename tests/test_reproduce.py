@@ -121,6 +121,27 @@ def test_each_verdict_follows_the_rule(toy, tmp_path):
     assert len(EXECUTED) == 18
 
 
+def test_report_only_runs_nothing_and_says_how_much_of_each_grid_is_in(toy, tmp_path):
+    xgen.reproduce(["toy-holds"], scale="quick", out=tmp_path)
+    log = (tmp_path / "runs.jsonl").read_text().splitlines()
+    (tmp_path / "runs.jsonl").write_text("\n".join(log[:4]) + "\n")  # 4 of the 6 runs: a0 a1 a2 b0
+    EXECUTED.clear()
+    result = xgen.reproduce(["toy-holds", "toy-fails"], scale="quick", out=tmp_path, report_only=True)
+    assert EXECUTED == [] and result.executed == 0 and result.reused == 4
+    assert result.finished == {"toy-holds": (4, 6), "toy-fails": (0, 6)}
+    holds = next(f for f in result.findings if f.claim == "toy-holds")
+    assert holds.verdict == UNTESTABLE and "fewer than two seeds" in holds.reason, "b has one seed in the log"
+    markdown = (tmp_path / "claims.md").read_text()
+    assert "`toy-holds` (4 of 6), `toy-fails` (0 of 6)" in markdown
+    assert "Runs of its grid in the log: 4 of 6." in markdown
+    assert json.loads((tmp_path / "claims.json").read_text())["finished"]["toy-holds"] == {"in_log": 4, "grid": 6}
+    ran = CliRunner().invoke(
+        app, ["reproduce", "toy-holds", "--scale", "quick", "--report-only", "--out", str(tmp_path)]
+    )
+    assert ran.exit_code == 0, ran.output
+    assert EXECUTED == [] and "1 claim rests on part of its grid" in ran.output
+
+
 def test_compare_rule_edges():
     assert compare("c", "d", ("a", [2.0, 2.1]), ("b", [1.0, 1.1])).verdict == HOLDS
     assert compare("c", "d", ("a", [2.0, 2.1]), ("b", [1.0, 1.1]), higher_is_better=False).verdict == FAILS

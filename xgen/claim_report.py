@@ -50,6 +50,7 @@ def as_json(reproduction: Reproduction, scale: str, machine: str) -> dict[str, A
             for c in reproduction.claims
         ],
         "findings": [f.as_dict() for f in reproduction.findings],
+        "finished": {name: {"in_log": k, "grid": n} for name, (k, n) in reproduction.finished.items()},
     }
 
 
@@ -64,6 +65,7 @@ def markdown(reproduction: Reproduction, scale: str, machine: str) -> str:
         f"invocation, {reproduction.reused} taken from the run log (`runs.jsonl`), "
         f"{len(reproduction.refused)} refused.",
         "",
+        *_partial(reproduction),
         f"The rule: {RULE}; a claim holds when it counts in the claimed direction, does not hold when it counts "
         "against it, and is not testable here otherwise.",
         "",
@@ -85,6 +87,9 @@ def markdown(reproduction: Reproduction, scale: str, machine: str) -> str:
         lines += [f"- {run}: held by {holder}" for run, holder in reproduction.elsewhere]
     for c in reproduction.claims:
         lines += ["", f"## `{c.name}`: {c.description}", "", f"{c.citation} (paper {c.paper}), {c.source}."]
+        if c.name in reproduction.finished:
+            k, n = reproduction.finished[c.name]
+            lines.append(f"Runs of its grid in the log: {k} of {n}.")
         if c.paper_value:
             lines.append(f"The paper: {c.paper_value}.")
         lines.append("")
@@ -92,6 +97,18 @@ def markdown(reproduction: Reproduction, scale: str, machine: str) -> str:
             lines.append(f"- **{f.subject}: {f.verdict}.** {f.measured}; {f.reason}.")
             lines += [f"  ![{f.subject}]({figure})" for figure in f.figures]
     return "\n".join(lines) + "\n"
+
+
+def _partial(reproduction: Reproduction) -> list[str]:
+    """A paragraph naming the claims whose verdicts rest on part of their grid, or nothing."""
+    partial = [f"`{name}` ({k} of {n})" for name, (k, n) in reproduction.finished.items() if k < n]
+    if not partial:
+        return []
+    return [
+        "**Grids not finished: the verdicts of these claims use only the runs in the log so far** (runs of the "
+        "grid in the log): " + ", ".join(partial) + ".",
+        "",
+    ]
 
 
 def _inline(out: Path, figure: str) -> str:
@@ -125,6 +142,8 @@ def html_page(reproduction: Reproduction, scale: str, machine: str, out: Path) -
             if f.claim == c.name
         )
         paper = f" The paper: {html.escape(c.paper_value)}." if c.paper_value else ""
+        if c.name in reproduction.finished:
+            paper += " Runs of its grid in the log: {} of {}.".format(*reproduction.finished[c.name])
         sections.append(
             f"<section id='{c.name}'><h2><code>{html.escape(c.name)}</code>: {html.escape(c.description)}</h2>"
             f"<p>{html.escape(c.citation)} (paper {html.escape(c.paper)}), {html.escape(c.source)}.{paper}</p>"
@@ -142,7 +161,8 @@ def html_page(reproduction: Reproduction, scale: str, machine: str, out: Path) -
         f"<p>Scale <code>{scale}</code> ({html.escape(SCALE_HELP[scale])}). Machine: {html.escape(machine)}. "
         f"Runs: {reproduction.executed} executed now, {reproduction.reused} from the run log, "
         f"{len(reproduction.refused)} refused.</p>"
-        f"<p>The rule: {html.escape(RULE)}.</p>"
+        + "".join(f"<p>{html.escape(line)}</p>" for line in _partial(reproduction) if line)
+        + f"<p>The rule: {html.escape(RULE)}.</p>"
         "<table><tr><th>claim</th><th>paper, where</th><th>paper's figure</th><th>on</th><th>xgen measured</th>"
         f"<th>verdict</th></tr>{rows}</table>"
         + (f"<h2>Runs refused</h2><ul>{refused}</ul>" if refused else "")

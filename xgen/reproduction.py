@@ -41,6 +41,8 @@ class Reproduction:
     elsewhere: list[tuple[str, str]] = field(default_factory=list)
     reports: dict[str, Path] = field(default_factory=dict)
     command: str = ""
+    finished: dict[str, tuple[int, int]] = field(default_factory=dict)
+    """claim name -> (runs of its grid in the log, runs in its grid): a verdict on part of a grid says so."""
 
 
 def registered_claims() -> list[type[Claim]]:
@@ -199,6 +201,7 @@ def reproduce(
     threads: int | None = None,
     out: str | os.PathLike[str] = "repro",
     progress: bool = False,
+    report_only: bool = False,
 ) -> Reproduction:
     """Run every run of the chosen claims that the log in `out` lacks, then decide and report their verdicts.
 
@@ -208,7 +211,8 @@ def reproduce(
     left to it, and the verdicts use what the log holds when this process finishes. A run the data or options
     refuse (`XgenError`) is reported with its reason and left out of the verdicts. `data` replaces the claims' own
     data where a claim accepts it. `threads` sets torch's CPU threads for the runs (recorded in each record's
-    machine line)."""
+    machine line). `report_only` runs nothing: the verdicts and reports come from the runs the log already holds
+    (how to see a grid that other processes or sessions are still running)."""
     if scale not in SCALES:
         raise XgenError(f"--scale must be one of {', '.join(SCALES)}, got '{scale}'.")
     classes = select(names, paper, everything)
@@ -218,7 +222,7 @@ def reproduce(
         lookup("dataset", parse_spec(data)[0])
     out = ensure_writable_dir(out)
     with torch_threads(threads):
-        return _reproduce(classes, names, paper, everything, scale, data, device, threads, out, progress)
+        return _reproduce(classes, names, paper, everything, scale, data, device, threads, out, progress, report_only)
 
 
 def _reproduce(
@@ -232,6 +236,7 @@ def _reproduce(
     threads: int | None,
     out: Path,
     progress: bool,
+    report_only: bool,
 ) -> Reproduction:
     """`reproduce` once the request is checked and torch's threads are set."""
     command = command_line(names, paper, everything, scale, data, device, threads, out)
@@ -246,7 +251,8 @@ def _reproduce(
             owners.setdefault(run.key, (claim, run))
     log_path = out / LOG
     done = load_log(log_path)
-    todo = [(claim, run) for key, (claim, run) in owners.items() if key not in done]
+    in_log = sum(key in done for key in owners)
+    todo = [] if report_only else [(claim, run) for key, (claim, run) in owners.items() if key not in done]
     refused: list[tuple[str, str]] = []
     elsewhere: list[tuple[str, str]] = []
     executed = 0
@@ -276,7 +282,7 @@ def _reproduce(
             labels = {run.label() for run in grids[claim.name]}
             own = [why for label, why in refused if label in labels]
             busy = [holder for label, holder in elsewhere if label in labels]
-            reason = "no run of it finished here" + (
+            reason = "no run of it is in the log yet" + (
                 f" ({own[0]})" if own else f" (other processes are running them: {busy[0]})" if busy else ""
             )
             findings.append(Finding(claim.name, "all", "no runs", UNTESTABLE, reason))
@@ -284,10 +290,11 @@ def _reproduce(
         claims,
         findings,
         executed=executed,
-        reused=len(owners) - len(todo),
+        reused=in_log,
         refused=refused,
         elsewhere=elsewhere,
         command=command,
+        finished={c.name: (sum(run.key in done for run in grids[c.name]), len(grids[c.name])) for c in claims},
     )
     from xgen.claim_report import write_reports
 

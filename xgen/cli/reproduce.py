@@ -46,6 +46,9 @@ def reproduce(
     out: Annotated[Path, typer.Option(help="Folder for runs.jsonl, the runs' figures and claims.md/.json/.html.")] = (
         Path("repro")
     ),
+    report_only: Annotated[
+        bool, typer.Option("--report-only", help="Run nothing: report the runs already in --out's log.")
+    ] = False,
 ) -> None:
     """Re-measure the papers' claims: run each claim's grid (resumable), decide each verdict by its stated rule, and
     write claims.md, claims.json and claims.html."""
@@ -63,14 +66,17 @@ def reproduce(
         device=device,
         threads=threads,
         out=out,
-        progress=True,
+        progress=not report_only,
+        report_only=report_only,
     )
     counts = {v: sum(f.verdict == v for f in result.findings) for v in ("holds", "does not hold", "not testable here")}
     shown = ", ".join(f"{n} {v}" for v, n in counts.items() if n)
+    partial = sum(k < n for k, n in result.finished.values())
     typer.echo(
         f"{len(result.claims)} claims, {len(result.findings)} findings ({shown}); {result.executed} runs executed, "
         f"{result.reused} from the log, {len(result.refused)} refused"
         + (f", {len(result.elsewhere)} left to other processes" if result.elsewhere else "")
+        + (f"; {partial} claim{' rests' if partial == 1 else 's rest'} on part of its grid" if partial else "")
         + f". Report: {result.reports['markdown']}, "
         f"{result.reports['html']}, {result.reports['json']}."
     )
