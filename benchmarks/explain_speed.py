@@ -17,8 +17,11 @@ Timed, for each size, in alternation (the order rotates every repeat, so a busy 
   `.npy` map and a `.png` overlay per image and `scores.csv`, scores from the model's `recon-error` scorer since
   vae-gradcam gives none; its peer is the library's explain + score), and with `--outputs npy,png` and
   `--outputs npy` (peer: the library's explain alone); each into a fresh folder.
-Each figure is the fastest repeat (noise only adds time). Start-up: the median wall time of several
-`xgen --help` and `xgen explain --help` subprocesses. A measurement, not a test: it always exits 0.
+Each figure is the fastest repeat (noise only adds time); `kernel` is the process's kernel CPU per image (ms) in
+that repeat: creating files (whose cost on ext4 varied about tenfold between new folders of one disk; the `control`
+line measures one file once, in an empty folder) and, for large images, mapping and freeing torch's memory.
+Start-up: the median wall time of several `xgen --help` and `xgen explain --help` subprocesses. A measurement, not a
+test: it always exits 0.
 """
 
 from __future__ import annotations
@@ -136,24 +139,29 @@ def contenders(checkpoint: Path, folder: Path, out: Path, device: str) -> dict[s
 
 
 def fastest(runs: dict[str, Callable[[], int]], repeats: int) -> dict[str, dict[str, float]]:
-    """Images per second of each run: the fastest of `repeats`, the runs alternating, the order rotating."""
+    """Images per second of each run: the fastest of `repeats`, the runs alternating, the order rotating; with the
+    kernel CPU per image of that repeat (files created, memory mapped)."""
     times: dict[str, list[float]] = {name: [] for name in runs}
+    kernel: dict[str, list[float]] = {name: [] for name in runs}
     names = list(runs)
     counts: dict[str, int] = {}
     for r in range(repeats):
         for name in names[r % len(names) :] + names[: r % len(names)]:
-            start = time.perf_counter()
+            start, system = time.perf_counter(), os.times().system
             counts[name] = runs[name]()
             times[name].append(time.perf_counter() - start)
-    return {
-        name: {
+            kernel[name].append(os.times().system - system)
+    figures = {}
+    for name, t in times.items():
+        best = t.index(min(t))
+        figures[name] = {
             "images": counts[name],
-            "seconds": min(t),
-            "images_per_s": counts[name] / min(t),
+            "seconds": t[best],
+            "images_per_s": counts[name] / t[best],
             "median_s": statistics.median(t),
+            "kernel_ms_per_image": kernel[name][best] / counts[name] * 1e3,
         }
-        for name, t in times.items()
-    }
+    return figures
 
 
 def startup(argv: list[str], runs: int) -> dict[str, Any]:
@@ -189,6 +197,24 @@ def own_cpu_s() -> float:
     return times.user + times.system + times.children_user + times.children_system
 
 
+def file_cost_ms(folder: Path, n: int = 2000) -> float:
+    """The CPU (mostly kernel) milliseconds one small file costs in a new folder under `folder`: create, write 3 KB,
+    close, rename, as xgen explain writes each output. On ext4 it depends on where the folder is placed (measured
+    0.02 to 0.4 ms on one disk), so it is the control that says how much of a run's time is the disk's."""
+    target = Path(tempfile.mkdtemp(dir=folder))
+    payload = os.urandom(3000)
+    started = own_cpu_s()
+    for i in range(n):
+        temporary, final = target / f".{i:05d}.part", target / f"{i:05d}.png"
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        os.write(fd, payload)
+        os.close(fd)
+        os.replace(temporary, final)
+    cost = (own_cpu_s() - started) / n * 1e3
+    shutil.rmtree(target)
+    return cost
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--digits", type=int, default=2000, help="28x28 images (default 2000)")
@@ -219,6 +245,8 @@ def main(argv: list[str] | None = None) -> int:
         }
         results: dict[str, Any] = {}
         out = root / "out"
+        out.mkdir()
+        creation = file_cost_ms(out)
         for label, (make, n, shape, options) in sizes.items():
             folder = root / label
             make(folder, n)
@@ -245,13 +273,15 @@ def main(argv: list[str] | None = None) -> int:
         f"xgen explain: {writers} writer threads and torch on {threads} with overlays or on small images, else "
         f"{lone} and torch on {all_threads}; load average at start {load_start:.2f}"
     )
+    print(f"control: one small file (create, write 3 KB, rename) in the output folder costs {creation:.3f} ms CPU")
     print()
-    print(f"{'images':<16}{'run':<40}{'images/s':>10}{'seconds':>10}{'median s':>10}{'ratio':>7}  to")
+    print(f"{'images':<16}{'run':<40}{'images/s':>10}{'seconds':>10}{'median s':>10}{'kernel':>8}{'ratio':>7}  to")
     for label, result in results.items():
         for name, figures in result["runs"].items():
             print(
                 f"{label + ' x ' + str(result['images']):<16}{name:<40}{figures['images_per_s']:>10.1f}"
-                f"{figures['seconds']:>10.2f}{figures['median_s']:>10.2f}{figures['ratio']:>7.2f}  {figures['peer']}"
+                f"{figures['seconds']:>10.2f}{figures['median_s']:>10.2f}{figures['kernel_ms_per_image']:>8.3f}"
+                f"{figures['ratio']:>7.2f}  {figures['peer']}"
             )
     print()
     for figures in runs.values():
@@ -269,7 +299,13 @@ def main(argv: list[str] | None = None) -> int:
     busy = f"; other processes kept {others:.2f} of {os.cpu_count()} CPUs busy on average" if others is not None else ""
     print(f"{elapsed:.0f} s; load average at end {os.getloadavg()[0]:.2f}{busy}")
     if args.json is not None:
-        summary = {"machine": machine(), "sizes": results, "startup": runs, "others_busy_cpus": others}
+        summary = {
+            "machine": machine(),
+            "file_cost_ms": creation,
+            "sizes": results,
+            "startup": runs,
+            "others_busy_cpus": others,
+        }
         args.json.write_text(json.dumps(summary, indent=1))
     return 0
 
