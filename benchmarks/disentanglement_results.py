@@ -1,146 +1,60 @@
-"""FactorVAE against AD-FactorVAE on dSprites (issue #12, "What must be shown"): claims (iv) and (v) of Liu et al.
-(../shared/seeds/000, Table 1 experiments 1 and 3), and the `ad_pairs` / `ad_gradient` choices.
+"""FactorVAE against AD-FactorVAE on dSprites (issue #12, "What must be shown"): the tables, plots and Figure 4
+maps of docs/results/disentanglement-log.md, from the runs `xgen reproduce` made for claims (iv) and (v) of Liu et
+al. (../shared/seeds/000, Table 1 experiments 1 and 3) and the `ad_pairs` / `ad_gradient` choices.
 
-    python benchmarks/disentanglement_results.py run                     # the grid; start it again in a second
+    xgen reproduce ad-factorvae-better-tradeoff ad-factorvae-separates-attention --threads 1 \
+        --out benchmarks/runs/reproduce                                  # the grid; start it again in a second
                                                                          # shell for a second worker on another core
     python benchmarks/disentanglement_results.py report                  # tables, plots and the Figure 4 maps
-    python benchmarks/disentanglement_results.py run --quick --log /tmp/q.jsonl   # a smoke check (about a minute)
 
-Every run trains `factor-vae` on fresh dSprites batches (`xgen train --steps`) for `--steps` optimiser steps at batch
-64, and measures at every `--curve-every` steps, on held-out images: the reconstruction error, the FactorVAE score
-(reduced preset), the binned MIG, the top-2 map overlap (eq. 1, claim (v)), the discriminator's TC estimate and the
-active dimensions. At the last step it adds the FactorVAE score at a larger preset, Chen et al.'s MIG on a grid
-subsample and the overlap under every pair rule. A run appends one JSON line to `--log` when it finishes; a rerun
-skips the runs already there (the key is variant, seed and every setting), so the grid resumes where it stopped.
-Workers claim cells in a claims file beside the log (a claim whose process is gone counts as free), so any number of
-workers, started at any time, share the grid without running a cell twice.
+Every run trains `factor-vae` on fresh dSprites batches for 1,500 optimiser steps at batch 64 and measures at every
+500 steps, on held-out images: the reconstruction error, the FactorVAE score (reduced preset), the binned MIG, the
+top-2 map overlap (eq. 1, claim (v)), the discriminator's TC estimate and the active dimensions. At the last step
+it adds the FactorVAE score at a larger preset, Chen et al.'s MIG on a grid subsample and the overlap under every
+pair rule (`xgen_plugins/factor_vae/claims.py`). This script's own run loop and worker claims file went away when
+the grid moved to `xgen reproduce`, whose log and lock files do the same; its first 8 runs were moved into that log
+(`as_reproduce_record`).
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
-import fcntl
 import json
-import os
 import statistics
-import warnings
 from pathlib import Path
 from typing import Any
 
 import torch
-from result_runs import load_runs, machine, write_report
+from result_runs import load_runs, write_report
 
 import xgen
-from xgen.machine import process_alive
 from xgen.plugins import lookup
 from xgen_plugins.dsprites import DSprites
 from xgen_plugins.factor_vae.attention import attention_maps, dimension_cams
-from xgen_plugins.factor_vae.claims import GAMMAS, cells, measure, train_and_measure
+from xgen_plugins.factor_vae.claims import EXPERIMENT, GAMMAS, SETTINGS, measure
 from xgen_plugins.factor_vae.losses import attention_disentanglement
 
 RUNS = Path(__file__).parent / "runs"
+REPRODUCE = RUNS / "reproduce"
 
 
-def one_run(variant: str, seed: int, args: argparse.Namespace) -> dict[str, Any]:
-    """Train one (variant, seed) with the curve measured along the way (the code `xgen reproduce` runs for the
-    disentanglement claims); the finished record."""
-
-    def shown(last: dict[str, Any]) -> None:
-        print(
-            f"  {variant} seed {seed} step {last['step']}: recon {last['recon']:.1f} "
-            f"fvs {last['factorvae_score']:.3f} mig-b {last['mig_binned']:.3f} overlap {last['overlap_top2']:.3f} "
-            f"({last['measure_s']} s)",
-            flush=True,
-        )
-
-    model, record = train_and_measure(variant, seed, settings(args), args.device, on_point=shown)
-    if args.keep and seed == 0 and variant in ("fvae-g40", "ad-g40-l1"):
-        xgen.save(model, RUNS / "disentanglement" / f"{variant}-s{seed}.pt")
-    return record
+def shown_path(path: Path) -> str:
+    """`path` relative to the working folder when it is inside it."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
 
 
-def settings(args: argparse.Namespace) -> dict[str, Any]:
-    """What makes two runs of a variant comparable; part of the run key."""
-    return {
-        "steps": args.steps,
-        "curve_every": args.curve_every,
-        "votes": args.votes,
-        "final_votes": args.final_votes,
-        "variance_images": args.variance_images,
-        "mig_images": args.mig_images,
-        "chen_images": args.chen_images,
-        "probe_n": args.probe_n,
-        "overlap_n": args.overlap_n,
-    }
-
-
-#: The settings that make runs comparable; `overlap_n` is recorded but not part of the key.
-KEY_SETTINGS = (
-    "steps",
-    "curve_every",
-    "votes",
-    "final_votes",
-    "variance_images",
-    "mig_images",
-    "chen_images",
-    "probe_n",
-)
-
-
-def run_key(record: dict[str, Any]) -> str:
-    return json.dumps([record["variant"], record["seed"], {k: record[k] for k in KEY_SETTINGS}])
-
-
-@contextlib.contextmanager
-def locked(path: Path):
-    """An exclusive lock beside the log, so that workers append and claim cells one at a time."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.with_suffix(".lock"), "w") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
-
-
-def claim(args: argparse.Namespace, todo: list[tuple[str, int]]) -> tuple[str, int] | None:
-    """The first cell neither in the log nor claimed by a live worker, now claimed by this process; None when none."""
-    claims = args.log.with_suffix(".claims")
-    base = settings(args)
-    with locked(args.log):
-        done = {run_key(r) for r in load_runs(args.log)}
-        taken = {c["key"] for c in load_runs(claims) if process_alive(c["pid"]) and c["pid"] != os.getpid()}
-        for variant, seed in todo:
-            key = run_key({"variant": variant, "seed": seed, **base})
-            if key not in done and key not in taken:
-                with claims.open("a") as fh:
-                    fh.write(json.dumps({"key": key, "pid": os.getpid()}) + "\n")
-                return variant, seed
-    return None
-
-
-def run(args: argparse.Namespace) -> None:
-    torch.set_num_threads(args.threads)
-    warnings.simplefilter("once")
-    todo = cells([int(s) for s in args.seeds.split(",")])
-    if args.quick:
-        todo = todo[:2]
-    while (cell := claim(args, todo)) is not None:
-        variant, seed = cell
-        label = f"[pid {os.getpid()}, cell {todo.index(cell) + 1}/{len(todo)}] {variant} seed {seed}"
-        print(f"{label}: training {args.steps} steps", flush=True)
-        record = one_run(variant, seed, args)
-        record["machine"] = machine()
-        with locked(args.log), args.log.open("a") as fh:
-            fh.write(json.dumps(record) + "\n")
-        final = record["final"]
-        print(
-            f"{label}: {record['train_s']} s training; fvs {final['factorvae_score']:.3f}, "
-            f"mig {final.get('mig', 'n/a')}",
-            flush=True,
-        )
-    print(f"no cell left to claim in {args.log}", flush=True)
+def logged_runs(log: Path, steps: int) -> list[dict[str, Any]]:
+    """The finished disentanglement runs of `steps` steps in an `xgen reproduce` log: each run's own record, with
+    the machine it ran on and the folder its files went to (relative to the log's folder)."""
+    runs = []
+    for record in load_runs(log):
+        run = record.get("run", {})
+        if run.get("experiment") == EXPERIMENT and run.get("settings", {}).get("steps") == steps:
+            runs.append({**record["result"], "machine": record["machine"], "folder": record.get("folder")})
+    return runs
 
 
 CONTROL_RULE = (
@@ -172,7 +86,7 @@ def verdict(a: list[float], b: list[float], higher_is_better: bool) -> str:
 
 def controls(args: argparse.Namespace) -> dict[str, float]:
     """What an untrained factor-vae (seed 0) scores on the same measures: the floor every trained run must clear."""
-    path = args.log.with_name("disentanglement-controls.json")
+    path = RUNS / "disentanglement-controls.json"
     if path.exists():
         return json.loads(path.read_text())
     torch.set_num_threads(args.threads)
@@ -181,7 +95,7 @@ def controls(args: argparse.Namespace) -> dict[str, float]:
     torch.manual_seed(0)
     module = arch.build((1, 64, 64)).eval()
     model = arch.wrap(module, (1, 64, 64))
-    point = measure(model, data, data.test().images, settings(args), final=True)
+    point = measure(model, data, data.test().images, {**SETTINGS["default"], "steps": args.steps}, final=True)
     noise = torch.rand(2, 20_000, 32, 32, generator=torch.Generator().manual_seed(0))
     point["overlap_uniform_noise"] = float(attention_disentanglement(noise.transpose(0, 1), "top2"))
     path.write_text(json.dumps(point, indent=1))
@@ -283,13 +197,21 @@ def plots(by: dict[str, list[dict[str, Any]]], out: Path) -> list[str]:
     return written
 
 
-def figure4(args: argparse.Namespace, out: Path) -> str | None:
+def figure4(args: argparse.Namespace, out: Path, runs: list[dict[str, Any]]) -> str | None:
     """Held-out dSprites images with the maps of their two highest-responding dimensions (Liu et al.'s Figure 4,
-    right), for the kept gamma-40 seed-0 FactorVAE and AD-FactorVAE checkpoints."""
+    right), for the gamma-40 seed-0 FactorVAE and AD-FactorVAE checkpoints `xgen reproduce` keeps (or, for runs the
+    old script made, the ones it kept in runs/disentanglement/)."""
     from xgen.visualize import captioned, grid, overlays, save_png
 
-    folder = RUNS / "disentanglement"
-    paths = [folder / "fvae-g40-s0.pt", folder / "ad-g40-l1-s0.pt"]
+    def checkpoint(variant: str) -> Path:
+        for r in runs:
+            if r["variant"] == variant and r["seed"] == 0 and r.get("folder"):
+                kept = args.log.parent / r["folder"] / "model.pt"
+                if kept.exists():
+                    return kept
+        return RUNS / "disentanglement" / f"{variant}-s0.pt"
+
+    paths = [checkpoint("fvae-g40"), checkpoint("ad-g40-l1")]
     if not all(p.exists() for p in paths):
         return None
     data = DSprites(train_n=64, test_n=args.probe_n)
@@ -305,7 +227,7 @@ def figure4(args: argparse.Namespace, out: Path) -> str | None:
         for i in range(len(images)):
             maps = per_dim[i, top[i]].numpy()
             shown = overlays(images[i : i + 1].repeat(2, 1, 1, 1).numpy(), maps)
-            name = path.stem.split("-s")[0]
+            name = "FactorVAE" if path == paths[0] else "AD"
             for k in range(2):
                 caption = f"{name} z{int(top[i, k])}" + (f" ov {float(ratio[i]):.2f}" if k == 0 else "")
                 tiles.append(captioned(shown[k], caption, min_size=96))
@@ -315,18 +237,18 @@ def figure4(args: argparse.Namespace, out: Path) -> str | None:
 
 
 def report(args: argparse.Namespace) -> None:
-    runs = [r for r in load_runs(args.log) if r["steps"] == args.steps]
+    runs = logged_runs(args.log, args.steps)
     by = grouped(runs)
     out = args.out.parent
     control = controls(args)
     figures = plots(by, out)
-    fig4 = figure4(args, out)
+    fig4 = figure4(args, out, runs)
     machines = sorted({r["machine"] for r in runs})
     lines = [
         "# FactorVAE and AD-FactorVAE on dSprites: the run log, every variant (generated)",
         "",
         f"Made by `python benchmarks/disentanglement_results.py report --out {args.out}` from {len(runs)} runs in "
-        f"`{args.log.name}` "
+        f"`{shown_path(args.log)}` "
         f"({args.steps} steps each, batch 64, fresh dSprites batches every step). Machines: {'; '.join(machines)}.",
         "Measures at the last step on 1,000 held-out dSprites test images (split_seed 0): reconstruction error = "
         "Bernoulli NLL of the decoded encoder mean, summed over pixels; FactorVAE score with "
@@ -400,24 +322,8 @@ def report(args: argparse.Namespace) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    r = sub.add_parser("run", help="train and measure the grid (resumable)")
-    r.add_argument("--steps", type=int, default=1500)
-    r.add_argument("--curve-every", type=int, default=500)
-    r.add_argument("--seeds", default="0,1")
-    r.add_argument("--votes", type=int, default=300, help="FactorVAE score training votes on the curve")
-    r.add_argument("--final-votes", type=int, default=1000, help="... at the last step")
-    r.add_argument("--variance-images", type=int, default=3000)
-    r.add_argument("--mig-images", type=int, default=5000, help="images for the binned MIG")
-    r.add_argument("--chen-images", type=int, default=10_000, help="grid subsample for Chen's MIG (0: skip)")
-    r.add_argument("--probe-n", type=int, default=1000, help="held-out dSprites test images")
-    r.add_argument("--overlap-n", type=int, default=500)
-    r.add_argument("--threads", type=int, default=1)
-    r.add_argument("--device", default="cpu")
-    r.add_argument("--keep", action="store_true", help="save the gamma-40 seed-0 checkpoints for the map figure")
-    r.add_argument("--log", type=Path, default=RUNS / "disentanglement.jsonl")
-    r.add_argument("--quick", action="store_true", help="20 steps, tiny presets, two cells: checks the script")
-    p = sub.add_parser("report", help="tables, plots and the map figure from the run log")
-    p.add_argument("--log", type=Path, default=RUNS / "disentanglement.jsonl")
+    p = sub.add_parser("report", help="tables, plots and the map figure from the xgen reproduce log")
+    p.add_argument("--log", type=Path, default=REPRODUCE / "runs.jsonl")
     p.add_argument("--out", type=Path, default=RUNS / "disentanglement.md")
     p.add_argument("--steps", type=int, default=1500)
     p.add_argument("--threads", type=int, default=1)
@@ -430,16 +336,8 @@ def main() -> None:
         ("--probe-n", 1000),
         ("--overlap-n", 500),
     ):
-        p.add_argument(flag, type=int, default=default, help="as for run (the controls use them)")
-    args = parser.parse_args()
-    if args.command == "report":
-        report(args)
-    if args.command == "run":
-        if args.quick:
-            args.steps, args.curve_every, args.votes, args.final_votes = 20, 10, 20, 40
-            args.variance_images, args.mig_images, args.chen_images, args.probe_n = 500, 1000, 2000, 100
-            args.overlap_n, args.seeds = 50, "0"
-        run(args)
+        p.add_argument(flag, type=int, default=default, help="as the default scale's runs (the controls use them)")
+    report(parser.parse_args())
 
 
 if __name__ == "__main__":
