@@ -3,7 +3,6 @@ fail and tie, and the records of the results script's log taken over as the same
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
@@ -18,7 +17,7 @@ from xgen_plugins.factor_vae.claims import (
     as_reproduce_record,
 )
 
-LOG = Path(__file__).resolve().parents[1] / "benchmarks" / "runs" / "disentanglement.jsonl"
+LOG = Path(__file__).resolve().parents[1] / "benchmarks" / "runs" / "reproduce" / "runs.jsonl"
 
 
 def record(variant: str, seed: int, **final: float) -> dict:
@@ -71,15 +70,21 @@ def test_attention_claim_compares_every_ad_variant_with_factorvae_at_its_gamma()
     assert "gamma 10, l1: top-2 overlap" not in found and "gamma 40, l0.5: top-2 overlap" not in found
 
 
-@pytest.mark.skipif(not LOG.exists(), reason="the results script's log is not in this checkout")
-def test_the_scripts_logged_runs_are_the_same_runs_under_xgen_reproduce(tmp_path, registry):
-    script = [json.loads(line) for line in LOG.read_text().splitlines() if line.strip()]
+def test_a_script_record_becomes_the_same_run_under_xgen_reproduce():
+    script = {"variant": "ad-g40-l1", "seed": 1, **SETTINGS["default"], "train_s": 12.0, "final": {"mig": 0.1}}
+    converted = as_reproduce_record(script, "machine")
     grid = {r.key: r for r in FactorVAETradeoff().runs("default", ("dsprites",))}
-    converted = [as_reproduce_record(r, "machine") for r in script]
-    assert converted and all(c["key"] in grid for c in converted)
-    (tmp_path / "runs.jsonl").write_text("".join(json.dumps(c) + "\n" for c in converted))
+    assert converted["key"] in grid and grid[converted["key"]].seed == 1 and converted["scale"] == "default"
+    assert converted["result"] is script and converted["machine"] == "machine"
+    assert as_reproduce_record({**script, "steps": 10}, "m")["key"] not in grid, "other settings, another run"
+
+
+@pytest.mark.skipif(not LOG.exists(), reason="the xgen reproduce log is not in this checkout")
+def test_the_logged_disentanglement_runs_are_runs_of_the_grid(registry):
     from xgen.reproduction import load_log
 
-    logged = load_log(tmp_path / "runs.jsonl")
-    findings = FactorVAETradeoff().findings(list(logged.values()))
+    logged = [r for r in load_log(LOG).values() if r["run"]["experiment"] == EXPERIMENT]
+    grid = {r.key for r in FactorVAETradeoff().runs("default", ("dsprites",))}
+    assert len(logged) >= 8 and all(r["key"] in grid for r in logged)
+    findings = FactorVAETradeoff().findings(logged)
     assert any(f.subject == "gamma 40: FactorVAE score" for f in findings)
