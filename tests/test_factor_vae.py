@@ -189,15 +189,26 @@ def test_steps_train_on_fresh_dsprites_batches_and_vae_gradcam_explains_the_resu
     assert loaded.generate(2, torch.Generator().manual_seed(0)).shape == (2, 1, 64, 64)
 
 
-def test_batched_and_looped_jacobians_give_the_same_training_step():
+def test_batched_and_looped_jacobians_give_the_same_training_step(monkeypatch):
+    import xgen_plugins.factor_vae.architecture as factor_vae_architecture
+
+    used = []
+    for name in ("latent_gradcams", "latent_gradcams_loop"):
+        function = getattr(factor_vae_architecture, name)
+        monkeypatch.setattr(
+            factor_vae_architecture, name, lambda *a, _f=function, _n=name, **k: used.append(_n) or _f(*a, **k)
+        )
     weights = []
-    for jacobian in ("batched", "loop"):
+    for jacobian in ("batched", "loop", "auto"):
         arch, module, x = _setup(ad_weight=1.0, ad_jacobian=jacobian)
         optimizers = arch.configure_optimizers(module)
         torch.manual_seed(3)
         arch.training_step(module, x, optimizers)
         weights.append(torch.cat([p.detach().flatten() for p in module.parameters()]))
     assert torch.allclose(weights[0], weights[1], atol=1e-6)
+    assert torch.equal(weights[1], weights[2]) and used == ["latent_gradcams", *["latent_gradcams_loop"] * 2], (
+        "auto takes the loop on the CPU"
+    )
 
 
 def test_dimension_cams_of_a_model_equal_the_training_cams_whatever_the_batch():

@@ -55,8 +55,8 @@ class FactorVAEArchitecture(xgen.Architecture):
     the layers up to `ad_layer` the same gradient; they differ in the layers above it, which `"full"` alone trains
     through L_AD.
     `ad_jacobian="batched"` computes the D maps from one vmapped backward pass; `"loop"` from D passes, the same maps
-    (on this project's 2-core CPU the loop is 10-20% faster, benchmarks/factorvae_step.py; batched is the default
-    because one large pass suits a GPU).
+    (on this project's 2-core CPU the loop is 10-20% faster, benchmarks/factorvae_step.py); `"auto"` (default) takes
+    the loop on the CPU and the batched pass elsewhere, since one large pass is what a GPU runs well.
     """
 
     name = "factor-vae"
@@ -82,7 +82,7 @@ class FactorVAEArchitecture(xgen.Architecture):
     ad_layer: str = "encoder.0"
     ad_pairs: Literal["top2", "consecutive", "all"] = "top2"
     ad_gradient: Literal["full", "activations"] = "full"
-    ad_jacobian: Literal["batched", "loop"] = "batched"
+    ad_jacobian: Literal["auto", "batched", "loop"] = "auto"
     ad_sign: Literal["abs", "relu"] = "abs"
     ad_normalize: Literal["max", "sum", "none"] = "max"
     ad_eps: float = 1e-8
@@ -138,7 +138,8 @@ class FactorVAEArchitecture(xgen.Architecture):
         loss = recon + self.beta * kl + self.gamma * tc
         logged = {"recon": float(recon.detach()), "kl": float(kl.detach()), "tc": float(tc.detach())}
         if ad:
-            gradcams = latent_gradcams if self.ad_jacobian == "batched" else latent_gradcams_loop
+            batched = self.ad_jacobian == "batched" or (self.ad_jacobian == "auto" and x.device.type != "cpu")
+            gradcams = latent_gradcams if batched else latent_gradcams_loop
             cams = gradcams(mu, seen[0], self.ad_gradient)
             maps = attention_maps(cams, self.ad_sign, self.ad_normalize, self.ad_eps)
             l_ad = attention_disentanglement(maps, self.ad_pairs, self.ad_eps)
