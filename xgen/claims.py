@@ -32,6 +32,10 @@ HOLDS, FAILS, UNTESTABLE = "holds", "does not hold", "not testable here"
 VERDICTS: tuple[str, ...] = (HOLDS, FAILS, UNTESTABLE)
 
 
+#: The folder beside the run log that holds each run's own folder of files.
+RUNS_DIR = "runs"
+
+
 @dataclass(frozen=True)
 class Run:
     """One cell of a claim's grid: train and measure `variant` on `data` with `seed` under `settings` (JSON values:
@@ -64,6 +68,24 @@ class Run:
             "variant": self.variant,
             "seed": self.seed,
             "settings": self.settings,
+        }
+
+    def log_record(
+        self, claim: str, scale: str, device: str, result: dict[str, Any], seconds: float, machine: str, finished: str
+    ) -> dict[str, Any]:
+        """The line `xgen reproduce` appends to runs.jsonl once this run has finished; its files are in
+        `RUNS_DIR/<folder_name>` under the log's folder."""
+        return {
+            "key": self.key,
+            "run": self.as_dict(),
+            "claim": claim,
+            "scale": scale,
+            "device": device,
+            "result": result,
+            "folder": f"{RUNS_DIR}/{self.folder_name}",
+            "seconds": seconds,
+            "machine": machine,
+            "finished": finished,
         }
 
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from xgen.claims import SCALES, UNTESTABLE, Claim, Finding, Run, RunContext
+from xgen.claims import RUNS_DIR, SCALES, UNTESTABLE, Claim, Finding, Run, RunContext
 from xgen.errors import XgenError, did_you_mean
 from xgen.files import ensure_writable_dir
 from xgen.machine import describe, process_alive, torch_threads
@@ -24,7 +24,6 @@ from xgen.plugins import get_registry, lookup
 from xgen.progress import progress_bar
 
 LOG = "runs.jsonl"
-RUNS_DIR = "runs"
 LOCKS_DIR = "locks"
 
 
@@ -148,18 +147,9 @@ def _execute(
     except XgenError as exc:
         refused.append((run.label(), str(exc)))
         return None
-    return {
-        "key": run.key,
-        "run": run.as_dict(),
-        "claim": claim.name,
-        "scale": scale,
-        "device": device,
-        "result": result,
-        "folder": str(folder.relative_to(out)),
-        "seconds": round(time.perf_counter() - started, 2),
-        "machine": machine,
-        "finished": datetime.datetime.now().isoformat(timespec="seconds"),
-    }
+    seconds = round(time.perf_counter() - started, 2)
+    finished = datetime.datetime.now().isoformat(timespec="seconds")
+    return run.log_record(claim.name, scale, device, result, seconds, machine, finished)
 
 
 def command_line(

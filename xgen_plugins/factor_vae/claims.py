@@ -204,18 +204,16 @@ def as_reproduce_record(record: dict[str, Any], machine: str) -> dict[str, Any]:
     (the same code made it), so a grid begun by the script resumes under `xgen reproduce` without repeating it."""
     settings = {key: record[key] for key in SETTINGS["default"]}
     run = Run(EXPERIMENT, "dsprites", record["variant"], record["seed"], settings)
-    return {
-        "key": run.key,
-        "run": run.as_dict(),
-        "claim": FactorVAETradeoff.name,
-        "scale": "default" if settings == SETTINGS["default"] else "custom",
-        "device": "cpu",
-        "result": record,
-        "folder": f"runs/{run.folder_name}",
-        "seconds": record["train_s"],
-        "machine": record.get("machine", machine),
-        "finished": record.get("finished", ""),
-    }
+    scale = "default" if settings == SETTINGS["default"] else "custom"
+    return run.log_record(
+        FactorVAETradeoff.name,
+        scale,
+        "cpu",
+        record,
+        record["train_s"],
+        record.get("machine", machine),
+        record.get("finished", ""),
+    )
 
 
 class _DisentanglementClaim(xgen.Claim):

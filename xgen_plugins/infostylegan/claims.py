@@ -535,18 +535,11 @@ def as_reproduce_record(record: dict[str, Any], machine: str) -> dict[str, Any]:
     settings = {key: record[key] for key in SETTINGS["default"]}
     run = Run(EXPERIMENT, record["data"], record["variant"], record["seed"], settings)
     claim = InfoStyleGANDisentangles if record["data"] == "dsprites" else DenseEmbeddingBest
-    return {
-        "key": run.key,
-        "run": run.as_dict(),
-        "claim": claim.name,
-        "scale": "default" if settings == SETTINGS["default"] else "custom",
-        "device": "cpu",
-        "result": record,
-        "folder": f"runs/{run.folder_name}",
-        "seconds": round(record.get("train_s", 0.0) + record.get("measure_s", 0.0), 1),
-        "machine": record.get("machine", machine),
-        "finished": record.get("finished", ""),
-    }
+    scale = "default" if settings == SETTINGS["default"] else "custom"
+    seconds = round(record.get("train_s", 0.0) + record.get("measure_s", 0.0), 1)
+    return run.log_record(
+        claim.name, scale, "cpu", record, seconds, record.get("machine", machine), record.get("finished", "")
+    )
 
 
 # ---- the claims -----------------------------------------------------------------------------------------------------
