@@ -3,9 +3,9 @@ Tables 1-2 (FID, precision and recall), Table 3 (MIG and the maximum mutual info
 dSprites, and Tables 4-5 (one-class detection from Q, conv and dense embeddings with a one-class SVM and LOF) on
 dSprites, MNIST and faces, with their controls.
 
-The runs are made by `xgen reproduce` (the claims of `xgen_plugins/infostylegan/claims.py`, which holds the run code
-this script's former `run` subcommand had; the runs that subcommand logged in benchmarks/runs/infostylegan.jsonl were
-taken over into the reproduce log as the same runs):
+The runs are made by `xgen reproduce` (the claims of `xgen_plugins/infostylegan/claims.py`; `measures.py` beside it
+holds the run code this script's former `run` subcommand had; the runs that subcommand logged in
+benchmarks/runs/infostylegan.jsonl were taken over into the reproduce log as the same runs):
 
     xgen reproduce --paper 004 --threads 1 --out benchmarks/runs/reproduce        # the grid (resumable; start it
                                                                                   # again for a second worker)
@@ -30,7 +30,7 @@ from result_runs import load_runs, write_report
 
 import xgen
 from xgen_plugins.embeddings import detectors, whitening
-from xgen_plugins.infostylegan.claims import (
+from xgen_plugins.infostylegan.measures import (
     DATA,
     DETECT_DATA,
     DETECTORS,

@@ -15,13 +15,12 @@ import xgen
 from xgen.claims import FAILS, HOLDS, UNTESTABLE, VERDICTS
 from xgen.cli.app import app
 from xgen_plugins.infostylegan.claims import (
-    EXPERIMENT,
-    SETTINGS,
     DenseEmbeddingBest,
     InformationCostsLittleQuality,
     InfoStyleGANDisentangles,
     as_reproduce_record,
 )
+from xgen_plugins.infostylegan.measures import EXPERIMENT, SETTINGS
 
 LOG = Path(__file__).resolve().parents[1] / "benchmarks" / "runs" / "infostylegan.jsonl"
 CLAIMS = (InfoStyleGANDisentangles, InformationCostsLittleQuality, DenseEmbeddingBest)
