@@ -130,6 +130,24 @@ def detection_table(record: dict[str, Any]) -> list[str]:
     return lines
 
 
+def detection_summary(by: dict[tuple[str, str], list[dict[str, Any]]]) -> list[str]:
+    """ROC AUC of every row over the training seeds (mean ± sample std, n seeds), one column per data set."""
+    runs = {data: sorted(by.get((data, "infostylegan"), []), key=lambda r: r["seed"]) for data in DETECT_DATA}
+    lines = [
+        "### Over the seeds: ROC AUC, mean ± sample std (seeds)",
+        "",
+        "| method | " + " | ".join(runs) + " |",
+        "|---|" + "---|" * len(runs),
+    ]
+    for key, (label, _) in ROW_NAMES.items():
+        cells_ = []
+        for records in runs.values():
+            values = [r["detection"]["rows"][key]["auroc"] for r in records if key in r["detection"]["rows"]]
+            cells_.append(f"{mean_std(values)} ({len(values)})" if values else "–")
+        lines.append(f"| {label} | " + " | ".join(cells_) + " |")
+    return lines
+
+
 def checkpoint(folders: dict[str, Path], variant: str, steps: int) -> Path:
     """The seed-0 dSprites checkpoint of `variant`: the reproduce run's `model.pt`, else the former script's."""
     kept = folders.get(variant)
@@ -314,6 +332,7 @@ def report(args: argparse.Namespace) -> None:
         "flagged = share of test images called anomalous. Differences: paired bootstrap over the same resamples.",
         "",
     ]
+    lines += [*detection_summary(by), ""]
     for data in DETECT_DATA:
         for r in sorted(by.get((data, "infostylegan"), []), key=lambda r: r["seed"]):
             lines += [f"### {data}, seed {r['seed']}", "", *detection_table(r), ""]
