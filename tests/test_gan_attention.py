@@ -175,7 +175,7 @@ def test_contract_default_explainer_and_refusals(images):
     model, x = _tiny_infostylegan(seed=3)
     check_explainer("disc-gradcam", model, x)
     check_explainer("q-gradcam", model, x, per_dim=True)
-    assert model.default_explainer == "disc-gradcam"
+    assert (model.default_explainer, model.default_dimension_explainer) == ("disc-gradcam", "q-gradcam")
     torch.testing.assert_close(xgen.explain(model, x).score, torch.sigmoid(-model.module.discriminate(x)).detach())
     vae = xgen.wrap(TinyVAE())
     for plugin, argument in [("disc-gradcam", "discriminator="), ("q-gradcam", "auxiliary=")]:
@@ -191,7 +191,7 @@ def test_contract_default_explainer_and_refusals(images):
 
 def test_traverse_rows_are_the_declared_codes_and_a_categorical_row_sweeps_its_classes():
     model, _ = _tiny_infostylegan(seed=1)
-    result = xgen.traverse(model, n=2, steps=6, plugin="q-gradcam")
+    result = xgen.traverse(model, n=2, steps=6)  # maps from the architecture's dimension explainer, q-gradcam
     assert result.names == ["cat0", "unif0", "unif1", "bern0"] and result.dims == [4, 7, 8, 9]
     classes = torch.tensor([0, 0, 1, 1, 2, 2])
     torch.testing.assert_close(result.values[:, 0], classes.float().expand(2, 6))

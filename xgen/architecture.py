@@ -18,7 +18,9 @@ class Architecture(Configurable, abc.ABC):
 
     Implement `build` and either `loss` (one optimiser, the default `training_step`) or `training_step` and
     `configure_optimizers` (e.g. alternating GAN updates). `default_explainer` names the explainer
-    `xgen explain` uses for its checkpoints when no `--plugin` is given; `default_scorer` the scorer that gives
+    `xgen explain` uses for its checkpoints when no `--plugin` is given; `default_dimension_explainer` the one whose
+    per-dimension maps `xgen traverse` draws beside each latent dimension or code (default: `default_explainer`;
+    a GAN's anomaly explainer and its per-code one differ); `default_scorer` the scorer that gives
     `xgen evaluate` its image scores when the explainer gives none; `any_input_size` lets `xgen.explain` pass
     images of any height and width (channels still checked) to models that resize internally. `default_metrics`
     are metric specs (`NAME` or `NAME:key=value,...`, as `--metric` takes them) that `xgen evaluate` adds to its
@@ -31,6 +33,7 @@ class Architecture(Configurable, abc.ABC):
 
     kind: ClassVar[str] = "architecture"
     default_explainer: ClassVar[str | None] = None
+    default_dimension_explainer: ClassVar[str | None] = None
     default_scorer: ClassVar[str | None] = None
     default_metrics: ClassVar[tuple[str, ...]] = ()
     any_input_size: ClassVar[bool] = False
@@ -99,6 +102,7 @@ class Architecture(Configurable, abc.ABC):
             architecture=self.name,
             config=self.config(),
             default_explainer=self.default_explainer,
+            default_dimension_explainer=self.default_dimension_explainer,
             default_scorer=self.default_scorer,
             any_size=self.any_input_size,
             **self.wrap_arguments(module),

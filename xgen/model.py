@@ -70,6 +70,7 @@ class Model:
         default_explainer: str | None = None,
         default_scorer: str | None = None,
         any_size: bool = False,
+        default_dimension_explainer: str | None = None,
     ) -> None:
         if not isinstance(module, nn.Module):
             raise WrapError(
@@ -93,6 +94,7 @@ class Model:
         self.architecture = architecture
         self.config = dict(config or {})
         self.default_explainer = default_explainer
+        self.default_dimension_explainer = default_dimension_explainer
         self.default_scorer = default_scorer
         self.metadata: dict[str, Any] = {}
         self._default_layer: str | None = None

@@ -265,7 +265,7 @@ def _map_explainer(
     """The explainer that draws the per-dimension maps, or None (with a note, or an error when `maps` is True)."""
     if maps is False:
         return None
-    name = plugin or model.default_explainer
+    name = plugin or model.default_dimension_explainer or model.default_explainer
     reason = None
     if not has_images and name is None:
         reason = "the seeds are prior samples and the model names no default explainer (pass plugin=... naming one"
@@ -319,7 +319,8 @@ def traverse(
     one-hot columns: its steps then sweep the code's k classes left to right, in runs of about steps / k columns.
 
     maps: None draws the per-dimension maps when possible and otherwise adds a note; True requires them (one error
-    sentence when impossible); False draws none. They come from explainer `plugin` (default: the model's) called
+    sentence when impossible); False draws none. They come from explainer `plugin` (default: the model's
+    `default_dimension_explainer`, else its `default_explainer`) called
     with `per_dim=True` and `explainer_options`, read from `Explanation.details["per_dim"]`: (S, L, H, W) indexed by
     latent dimension, or (S, K, H, W) matched to the rows by name when details["per_dim_names"] names the K maps (as
     `q-gradcam` names its codes). Prior seeds are explained as their decoded images when the model names a default

@@ -79,7 +79,8 @@ def traverse(
         bool, typer.Option(help="Set each dimension to -span ... +span instead of moving it around the seed value.")
     ] = False,
     plugin: Annotated[
-        str | None, typer.Option(help="Explainer of the per-dimension maps (default: the checkpoint's).")
+        str | None,
+        typer.Option(help="Explainer of the per-dimension maps (default: the checkpoint's dimension explainer)."),
     ] = None,
     sets: Annotated[list[str] | None, typer.Option("--set", help="Explainer option key=value (repeatable).")] = None,
     maps: Annotated[

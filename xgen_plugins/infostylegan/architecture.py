@@ -83,6 +83,7 @@ class InfoStyleGANArchitecture(xgen.Architecture):
         "(InfoGAN and StyleGAN as settings)."
     )
     default_explainer: ClassVar[str | None] = "disc-gradcam"
+    default_dimension_explainer: ClassVar[str | None] = "q-gradcam"
     epochs: ClassVar[int] = 20
     min_steps: ClassVar[int] = 2000
     batch_size: ClassVar[int] = 64
