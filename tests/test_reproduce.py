@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import socket
 import statistics
 import subprocess
@@ -140,6 +141,16 @@ def test_report_only_runs_nothing_and_says_how_much_of_each_grid_is_in(toy, tmp_
     )
     assert ran.exit_code == 0, ran.output
     assert EXECUTED == [] and "1 claim rests on part of its grid" in ran.output
+
+
+def test_reports_can_go_to_another_folder_with_the_figures_linked_from_there(toy, tmp_path):
+    log = tmp_path / "runs"
+    xgen.reproduce(["toy-gallery"], scale="quick", out=log)
+    result = xgen.reproduce(["toy-gallery"], scale="quick", out=log, report_only=True, report=tmp_path / "docs")
+    assert result.reports["markdown"] == tmp_path / "docs" / "claims.md"
+    links = re.findall(r"!\[[^]]*\]\(([^)]+)\)", (tmp_path / "docs" / "claims.md").read_text())
+    assert links and all(link.startswith("../runs/") and (tmp_path / "docs" / link).is_file() for link in links)
+    assert "data:image/png;base64," in (tmp_path / "docs" / "claims.html").read_text()
 
 
 def test_compare_rule_edges():

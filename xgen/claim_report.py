@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import html
 import json
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -54,8 +55,9 @@ def as_json(reproduction: Reproduction, scale: str, machine: str) -> dict[str, A
     }
 
 
-def markdown(reproduction: Reproduction, scale: str, machine: str) -> str:
-    """The report as Markdown: one table row per finding, then each claim with its paper, figures and reasons."""
+def markdown(reproduction: Reproduction, scale: str, machine: str, figures: str = ".") -> str:
+    """The report as Markdown: one table row per finding, then each claim with its paper, figures and reasons; the
+    figures (paths relative to the run log's folder) linked through `figures`, that folder seen from the report."""
     lines = [
         "# Claims of the papers, re-measured by xgen",
         "",
@@ -95,7 +97,7 @@ def markdown(reproduction: Reproduction, scale: str, machine: str) -> str:
         lines.append("")
         for f in (f for f in reproduction.findings if f.claim == c.name):
             lines.append(f"- **{f.subject}: {f.verdict}.** {f.measured}; {f.reason}.")
-            lines += [f"  ![{f.subject}]({figure})" for figure in f.figures]
+            lines += [f"  ![{f.subject}]({Path(figures, figure).as_posix()})" for figure in f.figures]
     return "\n".join(lines) + "\n"
 
 
@@ -172,10 +174,16 @@ def html_page(reproduction: Reproduction, scale: str, machine: str, out: Path) -
     )
 
 
-def write_reports(reproduction: Reproduction, out: Path, scale: str, machine: str) -> dict[str, Path]:
-    """Write claims.md, claims.json and claims.html into `out`, each atomically; returns their paths."""
-    paths = {"markdown": out / "claims.md", "json": out / "claims.json", "html": out / "claims.html"}
-    write_text(paths["markdown"], markdown(reproduction, scale, machine))
+def write_reports(
+    reproduction: Reproduction, out: Path, scale: str, machine: str, to: Path | None = None
+) -> dict[str, Path]:
+    """Write claims.md, claims.json and claims.html into `to` (default: `out`, the run log's folder), each
+    atomically; returns their paths. The Markdown links the runs' figures in `out` relative to `to`."""
+    to = out if to is None else to
+    to.mkdir(parents=True, exist_ok=True)
+    paths = {"markdown": to / "claims.md", "json": to / "claims.json", "html": to / "claims.html"}
+    figures = os.path.relpath(out.resolve(), to.resolve())
+    write_text(paths["markdown"], markdown(reproduction, scale, machine, figures))
     write_text(paths["json"], json.dumps(as_json(reproduction, scale, machine), indent=2) + "\n")
     write_text(paths["html"], html_page(reproduction, scale, machine, out))
     return paths

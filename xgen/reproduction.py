@@ -192,6 +192,7 @@ def reproduce(
     out: str | os.PathLike[str] = "repro",
     progress: bool = False,
     report_only: bool = False,
+    report: str | os.PathLike[str] | None = None,
 ) -> Reproduction:
     """Run every run of the chosen claims that the log in `out` lacks, then decide and report their verdicts.
 
@@ -202,7 +203,8 @@ def reproduce(
     refuse (`XgenError`) is reported with its reason and left out of the verdicts. `data` replaces the claims' own
     data where a claim accepts it. `threads` sets torch's CPU threads for the runs (recorded in each record's
     machine line). `report_only` runs nothing: the verdicts and reports come from the runs the log already holds
-    (how to see a grid that other processes or sessions are still running)."""
+    (how to see a grid that other processes or sessions are still running). `report` is the folder the three
+    reports go to (default: `out`), e.g. a docs folder, with the runs' figures linked from there."""
     if scale not in SCALES:
         raise XgenError(f"--scale must be one of {', '.join(SCALES)}, got '{scale}'.")
     classes = select(names, paper, everything)
@@ -211,8 +213,11 @@ def reproduce(
 
         lookup("dataset", parse_spec(data)[0])
     out = ensure_writable_dir(out)
+    to = ensure_writable_dir(report, "--report") if report is not None else out
     with torch_threads(threads):
-        return _reproduce(classes, names, paper, everything, scale, data, device, threads, out, progress, report_only)
+        return _reproduce(
+            classes, names, paper, everything, scale, data, device, threads, out, progress, report_only, to
+        )
 
 
 def _reproduce(
@@ -227,6 +232,7 @@ def _reproduce(
     out: Path,
     progress: bool,
     report_only: bool,
+    to: Path,
 ) -> Reproduction:
     """`reproduce` once the request is checked and torch's threads are set."""
     command = command_line(names, paper, everything, scale, data, device, threads, out)
@@ -288,5 +294,5 @@ def _reproduce(
     )
     from xgen.claim_report import write_reports
 
-    reproduction.reports = write_reports(reproduction, out, scale, machine)
+    reproduction.reports = write_reports(reproduction, out, scale, machine, to)
     return reproduction

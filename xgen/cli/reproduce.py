@@ -49,6 +49,9 @@ def reproduce(
     report_only: Annotated[
         bool, typer.Option("--report-only", help="Run nothing: report the runs already in --out's log.")
     ] = False,
+    report: Annotated[
+        Path | None, typer.Option(help="Folder for claims.md/.json/.html (default: --out), figures linked from it.")
+    ] = None,
 ) -> None:
     """Re-measure the papers' claims: run each claim's grid (resumable), decide each verdict by its stated rule, and
     write claims.md, claims.json and claims.html."""
@@ -68,6 +71,7 @@ def reproduce(
         out=out,
         progress=not report_only,
         report_only=report_only,
+        report=report,
     )
     counts = {v: sum(f.verdict == v for f in result.findings) for v in ("holds", "does not hold", "not testable here")}
     shown = ", ".join(f"{n} {v}" for v, n in counts.items() if n)
@@ -76,7 +80,11 @@ def reproduce(
         f"{len(result.claims)} claims, {len(result.findings)} findings ({shown}); {result.executed} runs executed, "
         f"{result.reused} from the log, {len(result.refused)} refused"
         + (f", {len(result.elsewhere)} left to other processes" if result.elsewhere else "")
-        + (f"; {partial} claim{' rests' if partial == 1 else 's rest'} on part of its grid" if partial else "")
+        + (
+            f"; {partial} claim{' rests on part of its' if partial == 1 else 's rest on part of their'} grid"
+            if partial
+            else ""
+        )
         + f". Report: {result.reports['markdown']}, "
         f"{result.reports['html']}, {result.reports['json']}."
     )
