@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import warnings
 
 import numpy as np
 import pytest
@@ -109,6 +110,20 @@ def test_a_tap_wider_than_the_sample_count_keeps_only_real_components(model, dig
         fitted = xgen.fit_scorer(fresh(model), few, name, tap="encoder.2")
         scores = xgen.score(fitted, test, name, tap="encoder.2")
         assert torch.isfinite(scores).all() and scores.std() > 0
+
+
+def test_all_components_of_a_wide_tap_make_the_training_images_equidistant_and_the_fit_says_so(model, digits):
+    train, test = digits
+    few = train[:30]
+    w, _, _ = whitened(model, few, test, tap="encoder.2")
+    distances = torch.pdist(torch.from_numpy(w))
+    torch.testing.assert_close(distances, torch.full_like(distances, (2 * 29) ** 0.5), rtol=1e-6, atol=1e-6)
+    with pytest.warns(UserWarning, match=r"30 training images of a 6272-feature tap, whitened with all 29 components"):
+        xgen.fit_scorer(fresh(model), few, "embedding-ocsvm", tap="encoder.2")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        xgen.fit_scorer(fresh(model), few, "embedding-ocsvm", tap="encoder.2", components=7)
+        xgen.fit_scorer(fresh(model), train, "embedding-ocsvm")  # 127 images of a narrower mean tap
 
 
 def test_fitted_state_survives_save_and_weights_only_load_without_refitting(model, digits, tmp_path, monkeypatch):

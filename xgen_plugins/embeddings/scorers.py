@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import Any, Literal
 
 import torch
@@ -32,9 +33,13 @@ class _EmbeddingScorer(xgen.Scorer):
         return whitening.apply(taps.embed(model, x, taps.resolve(model, self.tap, self.name)), state)
 
     def fit(self, model: xgen.Model, x: torch.Tensor) -> dict[str, Any]:
-        """x: (n, C, H, W) normal images -> whitening (mean, scale, projection) and the detector's state."""
+        """x: (n, C, H, W) normal images -> whitening (mean, scale, projection) and the detector's state. Warns when
+        every component of a tap with at least as many features as images is kept (`whitening.simplex_warning`)."""
         embeddings = taps.embed(model, x, taps.resolve(model, self.tap, self.name))
         white = whitening.fit(embeddings, self.components)
+        note = whitening.simplex_warning(self.name, *embeddings.shape, white["projection"].shape[1])
+        if note is not None:
+            warnings.warn(note, stacklevel=2)
         return {**white, **self.fit_detector(whitening.apply(embeddings, white))}
 
     def score(self, model: xgen.Model, x: torch.Tensor) -> torch.Tensor:

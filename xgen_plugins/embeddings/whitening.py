@@ -50,6 +50,20 @@ def fit(e: torch.Tensor, components: int | None = None) -> dict[str, torch.Tenso
     return {"mean": mean, "scale": scale, "projection": projection}
 
 
+def simplex_warning(scorer: str, n: int, d: int, k: int) -> str | None:
+    """The warning for n training images of d >= n features whitened with all k = n - 1 components their centred
+    matrix has: the whitened training images are then the vertices of a regular simplex, every pair sqrt(2(n - 1))
+    apart, so a one-class SVM ranks test images by their whitened norm alone and LOF gives every image about 1.
+    None when fewer components were kept, or there are more images than features."""
+    if d < n or k < n - 1:
+        return None
+    return (
+        f"{scorer}: {n} training images of a {d}-feature tap, whitened with all {k} components, sit at equal "
+        "distances from each other, so the detector ranks test images by their whitened norm only; pass "
+        f"components=K with K well below {n} (for example {max(1, n // 4)}) to use the shape of the data."
+    )
+
+
 def apply(e: torch.Tensor, state: dict[str, torch.Tensor]) -> torch.Tensor:
     """e: (N, d) embeddings -> (N, k) float64 whitened with a state from `fit`."""
     if e.shape[1] != state["mean"].shape[0]:
