@@ -8,9 +8,12 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
+from PIL import Image
 from torch import nn
+from typer.testing import CliRunner
 
 import xgen
+from xgen.cli.app import app
 from xgen.plugins import lookup
 from xgen.testing import TinyVAE, check_explainer
 
@@ -187,6 +190,36 @@ def test_contract_default_explainer_and_refusals(images):
     odd = xgen.wrap(heads, discriminator=lambda t: heads.auxiliary(t)[:, :2])
     with pytest.raises(xgen.WrapError, match="one real/fake logit per image"):
         xgen.explain(odd, images, plugin="disc-gradcam")
+
+
+def test_disc_score_is_disc_gradcams_score_and_ranks_what_q_gradcam_explains(images, tmp_path):
+    model, x = _tiny_infostylegan(seed=2)
+    expected = xgen.explain(model, x, plugin="disc-gradcam").score
+    torch.testing.assert_close(xgen.score(model, x, "disc-score"), expected)
+    assert model.default_scorer == "disc-score" and xgen.explain(model, x, plugin="q-gradcam").score is None
+    with pytest.raises(xgen.XgenError, match="discriminator"):
+        xgen.score(xgen.wrap(TinyVAE()), images, "disc-score")
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for i, image in enumerate(x):
+        Image.fromarray((image[0].numpy() * 255).round().astype("uint8")).save(folder / f"{i}.png")
+    xgen.save(model, tmp_path / "isg.pt")
+    ran = CliRunner().invoke(
+        app,
+        [
+            "explain",
+            "--model",
+            str(tmp_path / "isg.pt"),
+            "--plugin",
+            "q-gradcam",
+            str(folder),
+            "--out",
+            str(tmp_path / "maps"),
+        ],
+    )
+    assert ran.exit_code == 0, ran.output
+    rows = (tmp_path / "maps" / "scores.csv").read_text().splitlines()[1:]
+    assert len(rows) == len(x) and all(row.endswith(",scorer disc-score") and row.split(",")[1] for row in rows)
 
 
 def test_traverse_rows_are_the_declared_codes_and_a_categorical_row_sweeps_its_classes():

@@ -116,6 +116,22 @@ class DiscriminatorGradCAM(xgen.Explainer):
         )
 
 
+class DiscriminatorScore(xgen.Scorer):
+    """The discriminator's image score alone, 1 - D(x) (the probability the image is fake), without the Grad-CAM:
+    `disc-gradcam`'s score for any GAN wrapped with `discriminator=`, as a scorer, so an explainer that gives no
+    score (such as `q-gradcam`) can be ranked by it, and `xgen evaluate --scorer disc-score` scores a GAN."""
+
+    name = "disc-score"
+    description = "GAN discriminator's image score 1 - D(x), the probability that the image is fake."
+    requires = frozenset({"discriminator"})
+
+    def score(self, model: xgen.Model, x: torch.Tensor) -> torch.Tensor:
+        """x: (N, C, H, W) in [0, 1] -> (N,) 1 - D(x) = sigmoid(-logit)."""
+        with torch.no_grad():
+            logit = real_fake_logit(model.head("discriminator")(x), x.shape[0])
+        return torch.sigmoid(-logit.float())
+
+
 def declared_layout(model: xgen.Model) -> Layout | None:
     """The module's `auxiliary_outputs` (a list of (name, column or slice of Q's output) pairs), checked for form;
     None when the module declares none."""

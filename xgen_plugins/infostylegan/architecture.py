@@ -84,6 +84,7 @@ class InfoStyleGANArchitecture(xgen.Architecture):
     )
     default_explainer: ClassVar[str | None] = "disc-gradcam"
     default_dimension_explainer: ClassVar[str | None] = "q-gradcam"
+    default_scorer: ClassVar[str | None] = "disc-score"
     epochs: ClassVar[int] = 20
     min_steps: ClassVar[int] = 2000
     batch_size: ClassVar[int] = 64
