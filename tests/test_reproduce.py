@@ -22,6 +22,7 @@ import xgen
 from xgen.claims import FAILS, HOLDS, UNTESTABLE, Claim, Run, compare, gallery
 from xgen.cli.app import app
 from xgen.errors import XgenError
+from xgen.machine import describe
 from xgen.plugins import plugin
 
 EXECUTED: list[str] = []
@@ -125,7 +126,8 @@ def test_each_verdict_follows_the_rule(toy, tmp_path):
 def test_report_only_runs_nothing_and_says_how_much_of_each_grid_is_in(toy, tmp_path):
     xgen.reproduce(["toy-holds"], scale="quick", out=tmp_path)
     log = (tmp_path / "runs.jsonl").read_text().splitlines()
-    (tmp_path / "runs.jsonl").write_text("\n".join(log[:4]) + "\n")  # 4 of the 6 runs: a0 a1 a2 b0
+    elsewhere = json.loads(log[3]) | {"machine": "another machine, 64 logical CPUs"}
+    (tmp_path / "runs.jsonl").write_text("\n".join([*log[:3], json.dumps(elsewhere)]) + "\n")  # a0 a1 a2 b0
     EXECUTED.clear()
     result = xgen.reproduce(["toy-holds", "toy-fails"], scale="quick", out=tmp_path, report_only=True)
     assert EXECUTED == [] and result.executed == 0 and result.reused == 4
@@ -135,6 +137,9 @@ def test_report_only_runs_nothing_and_says_how_much_of_each_grid_is_in(toy, tmp_
     markdown = (tmp_path / "claims.md").read_text()
     assert "`toy-holds` (4 of 6), `toy-fails` (0 of 6)" in markdown
     assert "Runs of its grid in the log: 4 of 6." in markdown
+    here = json.loads(log[0])["machine"]
+    assert f"The runs were measured on: {here} (3 runs); another machine, 64 logical CPUs (1 run)." in markdown
+    assert f"This invocation ran on: {describe()}." in markdown, "the reporting machine is named apart from the runs'"
     assert json.loads((tmp_path / "claims.json").read_text())["finished"]["toy-holds"] == {"in_log": 4, "grid": 6}
     ran = CliRunner().invoke(
         app, ["reproduce", "toy-holds", "--scale", "quick", "--report-only", "--out", str(tmp_path)]

@@ -33,6 +33,7 @@ def as_json(reproduction: Reproduction, scale: str, machine: str) -> dict[str, A
         "command": reproduction.command,
         "scale": scale,
         "machine": machine,
+        "run_machines": [{"machine": m, "runs": n} for m, n in reproduction.run_machines.items()],
         "executed": reproduction.executed,
         "reused": reproduction.reused,
         "refused": [{"run": run, "reason": reason} for run, reason in reproduction.refused],
@@ -63,9 +64,9 @@ def markdown(reproduction: Reproduction, scale: str, machine: str, figures: str 
         "",
         f"    {reproduction.command}",
         "",
-        f"Scale: `{scale}` ({SCALE_HELP[scale]}). Machine: {machine}. Runs: {reproduction.executed} executed by this "
+        f"Scale: `{scale}` ({SCALE_HELP[scale]}). Runs: {reproduction.executed} executed by this "
         f"invocation, {reproduction.reused} taken from the run log (`runs.jsonl`), "
-        f"{len(reproduction.refused)} refused.",
+        f"{len(reproduction.refused)} refused. {_machines(reproduction, machine)}",
         "",
         *_partial(reproduction),
         f"The rule: {RULE}; a claim holds when it counts in the claimed direction, does not hold when it counts "
@@ -99,6 +100,13 @@ def markdown(reproduction: Reproduction, scale: str, machine: str, figures: str 
             lines.append(f"- **{f.subject}: {f.verdict}.** {f.measured}; {f.reason}.")
             lines += [f"  ![{f.subject}]({Path(figures, figure).as_posix()})" for figure in f.figures]
     return "\n".join(lines) + "\n"
+
+
+def _machines(reproduction: Reproduction, machine: str) -> str:
+    """Where the runs behind the verdicts were measured (a log may span machines and thread counts), and where this
+    invocation ran, which is not the same thing when the runs come from the log."""
+    ran = "; ".join(f"{m} ({n} run{'s' if n != 1 else ''})" for m, n in reproduction.run_machines.items())
+    return (f"The runs were measured on: {ran}. " if ran else "") + f"This invocation ran on: {machine}."
 
 
 def _partial(reproduction: Reproduction) -> list[str]:
@@ -160,9 +168,9 @@ def html_page(reproduction: Reproduction, scale: str, machine: str, out: Path) -
         "img{max-width:100%;image-rendering:pixelated}figure{margin:0.5em 0}</style></head><body>"
         "<h1>Claims of the papers, re-measured by xgen</h1>"
         f"<pre>{html.escape(reproduction.command)}</pre>"
-        f"<p>Scale <code>{scale}</code> ({html.escape(SCALE_HELP[scale])}). Machine: {html.escape(machine)}. "
+        f"<p>Scale <code>{scale}</code> ({html.escape(SCALE_HELP[scale])}). "
         f"Runs: {reproduction.executed} executed now, {reproduction.reused} from the run log, "
-        f"{len(reproduction.refused)} refused.</p>"
+        f"{len(reproduction.refused)} refused. {html.escape(_machines(reproduction, machine))}</p>"
         + "".join(f"<p>{html.escape(line)}</p>" for line in _partial(reproduction) if line)
         + f"<p>The rule: {html.escape(RULE)}.</p>"
         "<table><tr><th>claim</th><th>paper, where</th><th>paper's figure</th><th>on</th><th>xgen measured</th>"

@@ -11,6 +11,7 @@ import os
 import shlex
 import socket
 import time
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,6 +43,8 @@ class Reproduction:
     command: str = ""
     finished: dict[str, tuple[int, int]] = field(default_factory=dict)
     """claim name -> (runs of its grid in the log, runs in its grid): a verdict on part of a grid says so."""
+    run_machines: dict[str, int] = field(default_factory=dict)
+    """machine line -> how many of the runs behind the verdicts were measured there (the log may span machines)."""
 
 
 def registered_claims() -> list[type[Claim]]:
@@ -270,6 +273,8 @@ def _reproduce(
                         executed += 1
             bar.advance(task)
     findings = []
+    used = {run.key: done[run.key] for claim in claims for run in grids[claim.name] if run.key in done}
+    run_machines = Counter(record.get("machine", "not recorded") for record in used.values())
     for claim in claims:
         records = [done[run.key] for run in grids[claim.name] if run.key in done]
         if records:
@@ -291,6 +296,7 @@ def _reproduce(
         elsewhere=elsewhere,
         command=command,
         finished={c.name: (sum(run.key in done for run in grids[c.name]), len(grids[c.name])) for c in claims},
+        run_machines=dict(run_machines.most_common()),
     )
     from xgen.claim_report import write_reports
 
