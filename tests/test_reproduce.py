@@ -288,6 +288,7 @@ def test_cli_lists_and_runs_claims(toy, tmp_path):
     assert torch.get_num_threads() == threads, "torch's threads are restored"
     records = [json.loads(line) for line in (tmp_path / "runs.jsonl").read_text().splitlines()]
     assert all("with 1 thread," in r["machine"] for r in records)
+    assert {r["command"] for r in records} == {f"xgen reproduce toy-holds --scale quick --threads 1 --out {tmp_path}"}
     assert "--threads 1" in (tmp_path / "claims.md").read_text()
     with pytest.raises(XgenError, match="--threads must be at least 1"):
         xgen.reproduce(["toy-holds"], threads=0, out=tmp_path)

@@ -71,10 +71,18 @@ class Run:
         }
 
     def log_record(
-        self, claim: str, scale: str, device: str, result: dict[str, Any], seconds: float, machine: str, finished: str
+        self,
+        claim: str,
+        scale: str,
+        device: str,
+        result: dict[str, Any],
+        seconds: float,
+        machine: str,
+        finished: str,
+        command: str | None = None,
     ) -> dict[str, Any]:
         """The line `xgen reproduce` appends to runs.jsonl once this run has finished; its files are in
-        `RUNS_DIR/<folder_name>` under the log's folder."""
+        `RUNS_DIR/<folder_name>` under the log's folder. `command` is the invocation that ran it, where known."""
         return {
             "key": self.key,
             "run": self.as_dict(),
@@ -86,7 +94,7 @@ class Run:
             "seconds": seconds,
             "machine": machine,
             "finished": finished,
-        }
+        } | ({"command": command} if command is not None else {})
 
 
 @dataclass(frozen=True)

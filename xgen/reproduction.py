@@ -139,7 +139,14 @@ def run_lock(folder: Path, run: Run) -> Iterator[str | None]:
 
 
 def _execute(
-    claim: Claim, run: Run, out: Path, scale: str, device: str, machine: str, refused: list[tuple[str, str]]
+    claim: Claim,
+    run: Run,
+    out: Path,
+    scale: str,
+    device: str,
+    machine: str,
+    refused: list[tuple[str, str]],
+    command: str | None = None,
 ) -> dict[str, Any] | None:
     """Run one cell and return its log record; None (and the reason added to `refused`) when it refuses."""
     folder = out / RUNS_DIR / run.folder_name
@@ -152,7 +159,7 @@ def _execute(
         return None
     seconds = round(time.perf_counter() - started, 2)
     finished = datetime.datetime.now().isoformat(timespec="seconds")
-    return run.log_record(claim.name, scale, device, result, seconds, machine, finished)
+    return run.log_record(claim.name, scale, device, result, seconds, machine, finished, command)
 
 
 def command_line(
@@ -266,7 +273,7 @@ def _reproduce(
                 elif run.key in (logged := load_log(log_path)):
                     done[run.key] = logged[run.key]
                 else:
-                    record = _execute(claim, run, out, scale, device, machine, refused)
+                    record = _execute(claim, run, out, scale, device, machine, refused, command)
                     if record is not None:
                         _append(log_path, record)
                         done[run.key] = record
