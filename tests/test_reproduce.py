@@ -136,11 +136,16 @@ def test_report_only_runs_nothing_and_says_how_much_of_each_grid_is_in(toy, tmp_
     assert holds.verdict == UNTESTABLE and "fewer than two seeds" in holds.reason, "b has one seed in the log"
     markdown = (tmp_path / "claims.md").read_text()
     assert "`toy-holds` (4 of 6), `toy-fails` (0 of 6)" in markdown
-    assert "Runs of its grid in the log: 4 of 6." in markdown
+    seconds = sum(json.loads(line)["seconds"] for line in (tmp_path / "runs.jsonl").read_text().splitlines())
+    assert f"Runs of its grid in the log: 4 of 6 ({seconds:.0f} s of run time)." in markdown
     here = json.loads(log[0])["machine"]
     assert f"The runs were measured on: {here} (3 runs); another machine, 64 logical CPUs (1 run)." in markdown
     assert f"This invocation ran on: {describe()}." in markdown, "the reporting machine is named apart from the runs'"
-    assert json.loads((tmp_path / "claims.json").read_text())["finished"]["toy-holds"] == {"in_log": 4, "grid": 6}
+    assert json.loads((tmp_path / "claims.json").read_text())["finished"]["toy-holds"] == {
+        "in_log": 4,
+        "grid": 6,
+        "run_seconds": pytest.approx(seconds),
+    }
     ran = CliRunner().invoke(
         app, ["reproduce", "toy-holds", "--scale", "quick", "--report-only", "--out", str(tmp_path)]
     )
@@ -281,6 +286,7 @@ def test_cli_lists_and_runs_claims(toy, tmp_path):
     assert listed.exit_code == 0
     assert "toy-holds" in listed.output and "paper 999, Table 1 [verdict]" in listed.output
     assert "toy-gallery" in listed.output and "[gallery]" in listed.output
+    assert re.search(r"toy-holds .* Runs: quick 6, default \d+, paper \d+\.", listed.output)
     threads = torch.get_num_threads()
     ran = runner.invoke(app, ["reproduce", "toy-holds", "--scale", "quick", "--threads", "1", "--out", str(tmp_path)])
     assert ran.exit_code == 0, ran.output

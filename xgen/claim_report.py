@@ -52,7 +52,10 @@ def as_json(reproduction: Reproduction, scale: str, machine: str) -> dict[str, A
             for c in reproduction.claims
         ],
         "findings": [f.as_dict() for f in reproduction.findings],
-        "finished": {name: {"in_log": k, "grid": n} for name, (k, n) in reproduction.finished.items()},
+        "finished": {
+            name: {"in_log": k, "grid": n, "run_seconds": reproduction.run_seconds.get(name, 0.0)}
+            for name, (k, n) in reproduction.finished.items()
+        },
     }
 
 
@@ -91,8 +94,7 @@ def markdown(reproduction: Reproduction, scale: str, machine: str, figures: str 
     for c in reproduction.claims:
         lines += ["", f"## `{c.name}`: {c.description}", "", f"{c.citation} (paper {c.paper}), {c.source}."]
         if c.name in reproduction.finished:
-            k, n = reproduction.finished[c.name]
-            lines.append(f"Runs of its grid in the log: {k} of {n}.")
+            lines.append(_grid_line(reproduction, c.name))
         if c.paper_value:
             lines.append(f"The paper: {c.paper_value}.")
         lines.append("")
@@ -100,6 +102,14 @@ def markdown(reproduction: Reproduction, scale: str, machine: str, figures: str 
             lines.append(f"- **{f.subject}: {f.verdict}.** {f.measured}; {f.reason}.")
             lines += [f"  ![{f.subject}]({Path(figures, figure).as_posix()})" for figure in f.figures]
     return "\n".join(lines) + "\n"
+
+
+def _grid_line(reproduction: Reproduction, name: str) -> str:
+    """How much of a claim's grid is in the log, and the run time those runs took."""
+    k, n = reproduction.finished[name]
+    seconds = reproduction.run_seconds.get(name, 0.0)
+    took = f" ({seconds / 3600:.1f} h of run time)" if seconds >= 360 else f" ({seconds:.0f} s of run time)"
+    return f"Runs of its grid in the log: {k} of {n}" + (took if k else "") + "."
 
 
 def _machines(reproduction: Reproduction, machine: str) -> str:
@@ -153,7 +163,7 @@ def html_page(reproduction: Reproduction, scale: str, machine: str, out: Path) -
         )
         paper = f" The paper: {html.escape(c.paper_value)}." if c.paper_value else ""
         if c.name in reproduction.finished:
-            paper += " Runs of its grid in the log: {} of {}.".format(*reproduction.finished[c.name])
+            paper += " " + html.escape(_grid_line(reproduction, c.name))
         sections.append(
             f"<section id='{c.name}'><h2><code>{html.escape(c.name)}</code>: {html.escape(c.description)}</h2>"
             f"<p>{html.escape(c.citation)} (paper {html.escape(c.paper)}), {html.escape(c.source)}.{paper}</p>"

@@ -43,6 +43,8 @@ class Reproduction:
     command: str = ""
     finished: dict[str, tuple[int, int]] = field(default_factory=dict)
     """claim name -> (runs of its grid in the log, runs in its grid): a verdict on part of a grid says so."""
+    run_seconds: dict[str, float] = field(default_factory=dict)
+    """claim name -> seconds its logged runs took, summed (what its grid has cost so far, on the machines named)."""
     run_machines: dict[str, int] = field(default_factory=dict)
     """machine line -> how many of the runs behind the verdicts were measured there (the log may span machines)."""
 
@@ -303,6 +305,10 @@ def _reproduce(
         elsewhere=elsewhere,
         command=command,
         finished={c.name: (sum(run.key in done for run in grids[c.name]), len(grids[c.name])) for c in claims},
+        run_seconds={
+            c.name: sum(float(done[run.key].get("seconds", 0.0)) for run in grids[c.name] if run.key in done)
+            for c in claims
+        },
         run_machines=dict(run_machines.most_common()),
     )
     from xgen.claim_report import write_reports

@@ -12,7 +12,9 @@ from xgen.cli.app import app
 
 
 def claim_list() -> str:
-    """Every registered claim, a line each: name, paper and where, what it compares, its data."""
+    """Every registered claim, a line each: name, paper and where, what it compares, its data, and how many runs its
+    grid has at each scale (so the cost of a request can be judged before it starts)."""
+    from xgen.claims import SCALES
     from xgen.reproduction import registered_claims
 
     claims = registered_claims()
@@ -23,7 +25,11 @@ def claim_list() -> str:
     for c in claims:
         data = ", ".join(c.data) + ("" if c.accepts_data else " (fixed)")
         kind = "gallery" if c.gallery else "verdict"
-        lines.append(f"{c.name:<{width}}  paper {c.paper}, {c.source} [{kind}]: {c.description} Data: {data}.")
+        claim = c()
+        runs = ", ".join(f"{scale} {len(claim.runs(scale, list(c.data)))}" for scale in SCALES)
+        lines.append(
+            f"{c.name:<{width}}  paper {c.paper}, {c.source} [{kind}]: {c.description} Data: {data}. Runs: {runs}."
+        )
     return "\n".join(lines)
 
 
