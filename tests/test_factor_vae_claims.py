@@ -15,6 +15,7 @@ from xgen_plugins.factor_vae.claims import (
     AttentionSeparates,
     FactorVAETradeoff,
     as_reproduce_record,
+    train_and_measure,
 )
 
 LOG = Path(__file__).resolve().parents[1] / "benchmarks" / "runs" / "reproduce" / "runs.jsonl"
@@ -88,3 +89,40 @@ def test_the_logged_disentanglement_runs_are_runs_of_the_grid(registry):
     assert len(logged) >= 8 and all(r["key"] in grid for r in logged)
     findings = FactorVAETradeoff().findings(logged)
     assert any(f.subject == "gamma 40: FactorVAE score" for f in findings)
+
+
+class Killed(Exception):
+    pass
+
+
+def test_a_killed_run_resumes_from_its_last_curve_point(tmp_path, one_thread):
+    tiny = {
+        **SETTINGS["quick"],
+        "steps": 4,
+        "curve_every": 2,
+        "votes": 5,
+        "final_votes": 5,
+        "variance_images": 100,
+        "mig_images": 200,
+        "chen_images": 0,
+        "probe_n": 20,
+        "overlap_n": 10,
+    }
+    _, straight = train_and_measure("fvae-g40", 0, tiny)
+    state = tmp_path / "training-state.pt"
+
+    def kill(point: dict) -> None:
+        if point["step"] == 4:
+            raise Killed
+
+    with pytest.raises(Killed):
+        train_and_measure("fvae-g40", 0, tiny, on_point=kill, state=state)
+    _, resumed = train_and_measure("fvae-g40", 0, tiny, state=state)
+
+    def untimed(curve: list[dict]) -> list[dict]:
+        return [{k: v for k, v in point.items() if k != "measure_s"} for point in curve]
+
+    assert resumed["resumed_at_step"] == 2 and "resumed_at_step" not in straight
+    assert [p["step"] for p in resumed["curve"]] == [2, 4]
+    assert untimed(resumed["curve"]) == untimed(straight["curve"]), "the same curve as a run never killed"
+    assert not state.exists()

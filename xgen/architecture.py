@@ -74,6 +74,17 @@ class Architecture(Configurable, abc.ABC):
     def end_epoch(self, epoch: int, optimizers: list[torch.optim.Optimizer]) -> None:
         """Called after each epoch (1-based), e.g. to decay learning rates on a schedule."""
 
+    def training_state(self) -> dict[str, Any]:
+        """What this instance keeps between training steps outside the module and optimisers (a schedule's step
+        count, persistent chains), saved with a resumable run's state. By default every attribute made of numbers,
+        strings, tensors, lists and dicts of them; override when the state lives elsewhere."""
+        return {name: value for name, value in vars(self).items() if _plain(value)}
+
+    def load_training_state(self, state: dict[str, Any], device: torch.device) -> None:
+        """Put back what `training_state` saved, tensors on `device`."""
+        for name, value in state.items():
+            setattr(self, name, _to_device(value, device))
+
     def training_step(
         self,
         module: nn.Module,
@@ -107,3 +118,25 @@ class Architecture(Configurable, abc.ABC):
             any_size=self.any_input_size,
             **self.wrap_arguments(module),
         )
+
+
+def _plain(value: Any) -> bool:
+    """Whether `value` is built of None, numbers, strings, tensors, lists, tuples and str-keyed dicts only: what a
+    training state file holds and reads back without running code."""
+    if value is None or isinstance(value, bool | int | float | str | torch.Tensor):
+        return True
+    if isinstance(value, list | tuple):
+        return all(_plain(v) for v in value)
+    if isinstance(value, dict):
+        return all(isinstance(k, str | int) and _plain(v) for k, v in value.items())
+    return False
+
+
+def _to_device(value: Any, device: torch.device) -> Any:
+    if isinstance(value, torch.Tensor):
+        return value.to(device)
+    if isinstance(value, list | tuple):
+        return type(value)(_to_device(v, device) for v in value)
+    if isinstance(value, dict):
+        return {k: _to_device(v, device) for k, v in value.items()}
+    return value

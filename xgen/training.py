@@ -7,6 +7,7 @@ import math
 import os
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -18,6 +19,7 @@ from xgen.errors import XgenError
 from xgen.model import Model
 from xgen.plugins import lookup, open_dataset
 from xgen.progress import progress_bar
+from xgen.training_state import BatchStream, load_state, restore_random_streams, save_state
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -57,25 +59,6 @@ def _epoch(
     return {key: value / n for key, value in totals.items()}
 
 
-def _step_batches(
-    images: torch.Tensor,
-    labels: torch.Tensor | None,
-    batch_size: int,
-    generator: torch.Generator,
-    sample: Callable[[int, torch.Generator], torch.Tensor] | None,
-) -> Iterator[tuple[torch.Tensor, torch.Tensor | None, bool]]:
-    """Endless (batch, labels, last batch of a pass): fresh images from `sample` when the dataset renders any number,
-    else passes over the fixed split images (N, C, H, W), each in a new seeded order (the last, short batch kept)."""
-    while True:
-        if sample is not None:
-            yield sample(batch_size, generator).to(images.device), None, False
-            continue
-        order = torch.randperm(len(images), generator=generator).to(images.device)
-        for start in range(0, len(images), batch_size):
-            index = order[start : start + batch_size]
-            yield images[index], None if labels is None else labels[index], start + batch_size >= len(images)
-
-
 def _train_steps(
     arch: Architecture,
     module: torch.nn.Module,
@@ -85,17 +68,28 @@ def _train_steps(
     log_every: int,
     on_log: Callable[[dict[str, Any]], None],
     bar: Any,
+    resume: tuple[int, int, Callable[[], None]] | None = None,
+    on_point: Callable[[int, int], None] | None = None,
 ) -> None:
     """`steps` optimiser steps, split into the architecture's phases; every `log_every` steps (and at the end of each
-    phase) the step's logged values, averaged over the window's images, go to `on_log` with the step number."""
-    done = 0
-    passes = 0
+    phase) the step's logged values, averaged over the window's images, go to `on_log` with the step number, then
+    `on_point(step, passes)` (where a resumable run saves its state). `resume` = (steps done, passes done, restore)
+    continues a saved run: the phases begin as they did, `restore()` loads the optimisers once the current phase has
+    begun, and the loop goes on from the next step."""
+    done, passes, restore = resume if resume is not None else (0, 0, None)
+    first = 0
     for index, (phase, count) in enumerate((p, c) for p, c in arch.phases(steps) if c > 0):
         arch.begin_phase(index, optimizers)
-        task = bar.add_task(f"train {arch.name} {phase}".rstrip(), total=count, status="")
+        if first + count <= done:
+            first += count
+            continue
+        if restore is not None:
+            restore()
+            restore = None
+        task = bar.add_task(f"train {arch.name} {phase}".rstrip(), total=count, status="", completed=done - first)
         totals: dict[str, float] = {}
         seen = 0
-        for local in range(1, count + 1):
+        for local in range(done - first + 1, count + 1):
             batch, labels, pass_ended = next(batches)
             given = {} if labels is None else {"labels": labels}
             for key, value in arch.training_step(module, batch, optimizers, **given).items():
@@ -113,9 +107,12 @@ def _train_steps(
                         "with --set lr=... or check the data."
                     )
                 on_log({"step": done, **({"phase": phase} if phase else {}), **record})
+                if on_point is not None:
+                    on_point(done, passes)
                 bar.update(task, status=" ".join(f"{k} {v:.4g}" for k, v in record.items()))
                 totals, seen = {}, 0
             bar.update(task, advance=1)
+        first += count
 
 
 def train(
@@ -131,7 +128,8 @@ def train(
     out: str | os.PathLike[str] | None = None,
     progress: bool = False,
     log_every: int | None = None,
-    on_log: Callable[[dict[str, Any], Model], None] | None = None,
+    on_log: Callable[[dict[str, Any], Model], dict[str, Any] | None] | None = None,
+    state: str | os.PathLike[str] | None = None,
 ) -> Model:
     """Train architecture `architecture` (e.g. "conv-vae") on the training split of `data` ("digits:normal=1").
 
@@ -141,9 +139,13 @@ def train(
     images (`Dataset.sample_train`, e.g. dSprites from uniformly sampled factors), else batches cycle over the
     training split. In step mode the history has one record per `log_every` steps (default: steps // 100), and
     `on_log(record, model)`, if given, sees each record with the model as it is at that step (in eval mode, put
-    back into training mode afterwards), e.g. to measure metric curves. Seeded: the same seed, data and options
-    give the same weights on the same machine. With `out`, the checkpoint is written atomically when training
-    ends, so an interrupted run never leaves a truncated file.
+    back into training mode afterwards), e.g. to measure metric curves; a dict it returns is added to the record,
+    so it is kept in the history. Seeded: the same seed, data and options give the same weights on the same machine.
+    With `out`, the checkpoint is written atomically when training ends, so an interrupted run never leaves a
+    truncated file. With `state` (step mode), the whole training state (weights, optimisers, the architecture's own
+    state, random streams, history) is written to that file at every log point; started again with the same
+    arguments, training resumes from it and ends with the weights an uninterrupted run gives on the same machine.
+    The file is removed when training ends.
     """
     arch = lookup("architecture", architecture)(**(options or {}))
     dataset = open_dataset(data) if isinstance(data, str) else data
@@ -153,6 +155,8 @@ def train(
         raise XgenError("--steps must be at least 1.")
     if log_every is not None and log_every < 1:
         raise XgenError("log_every must be at least 1.")
+    if state is not None and steps is None:
+        raise XgenError("a resumable training state needs step mode: give --steps.")
     train_set, borrowed = arch.training_set(dataset)
     n = len(train_set)
     if n == 0:
@@ -188,16 +192,50 @@ def train(
         if on_log is not None:
             module.eval()
             try:
-                on_log(record, arch.wrap(module, input_shape))
+                extra = on_log(record, arch.wrap(module, input_shape))
             finally:
                 module.train()
+            if extra:
+                record.update(extra)
 
     epoch = 0
+    resumed_at = 0
+    earlier_seconds = 0.0
     with progress_bar(progress) as bar:
         if steps is not None:
-            batches = _step_batches(images, labels, batch_size, generator, sample if streams else None)
+            batches = BatchStream(images, labels, batch_size, generator, sample if streams else None)
             every = log_every or max(1, steps // 100)
-            _train_steps(arch, module, batches, optimizers, steps, every, log, bar)
+            resume, on_point = None, None
+            if state is not None:
+                identity = {
+                    "architecture": architecture,
+                    "options": arch.config(),
+                    "data": dataset.spec(),
+                    "seed": seed,
+                    "steps": steps,
+                    "batch_size": batch_size,
+                    "log_every": every,
+                }
+                saved = load_state(state, identity)
+                if saved is not None:
+                    module.load_state_dict(saved["module"])
+                    arch.load_training_state(saved["architecture"], device)
+                    restore_random_streams(saved, batches)
+                    history[:] = saved["history"]
+                    resumed_at, earlier_seconds = int(saved["step"]), float(saved["seconds"])
+
+                    def restore_optimizers(saved: dict[str, Any] = saved) -> None:
+                        for optimizer, optimizer_state in zip(optimizers, saved["optimizers"], strict=True):
+                            optimizer.load_state_dict(optimizer_state)
+
+                    resume = (resumed_at, int(saved["passes"]), restore_optimizers)
+
+                def on_point(step: int, passes: int) -> None:
+                    seconds = earlier_seconds + time.perf_counter() - started
+                    parts = (module, optimizers, arch.training_state(), batches, history)
+                    save_state(Path(state), identity, step, passes, seconds, *parts)
+
+            _train_steps(arch, module, batches, optimizers, steps, every, log, bar, resume, on_point)
             phases = []
         for index, (phase, count) in enumerate(phases):
             arch.begin_phase(index, optimizers)
@@ -225,10 +263,13 @@ def train(
             "device": str(device),
             "train_images": n,
             "test_images_used": borrowed,
-            "seconds": round(time.perf_counter() - started, 3),
+            "seconds": round(earlier_seconds + time.perf_counter() - started, 3),
             "history": history,
+            **({"resumed_at_step": resumed_at} if resumed_at else {}),
         }
     }
     if out is not None:
         save(model, out)
+    if state is not None:
+        Path(state).unlink(missing_ok=True)
     return model

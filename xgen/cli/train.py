@@ -30,6 +30,14 @@ def train(
     threads: Annotated[
         int | None, typer.Option(help="torch CPU threads (default: torch's); 1 is faster when other jobs share the CPU")
     ] = None,
+    resumable: Annotated[
+        bool,
+        typer.Option(
+            "--resumable",
+            help="With --steps: keep the training state in OUT.state (every 1% of the steps), so the same command "
+            "started again after a crash resumes there; removed when training ends.",
+        ),
+    ] = False,
 ) -> None:
     """Train an architecture on a dataset's training split and write a checkpoint (atomically)."""
     from xgen.machine import torch_threads
@@ -39,6 +47,11 @@ def train(
     if out.is_dir():
         raise XgenError(f"--out {out} is a folder; give a checkpoint file path such as {out / 'model.pt'}.")
     ensure_writable_dir(out.parent if str(out.parent) else Path("."))
+    if resumable and steps is None:
+        raise XgenError("--resumable needs --steps: the state is saved at step counts.")
+    state = out.with_name(out.name + ".state") if resumable else None
+    if state is not None and state.exists():
+        typer.echo(f"Resuming from {state}.")
     with torch_threads(threads):
         model = train_model(
             architecture,
@@ -51,6 +64,7 @@ def train(
             options=parse_sets(sets),
             out=out,
             progress=True,
+            state=state,
         )
     record = model.metadata["training"]
     history = record["history"]
@@ -60,4 +74,7 @@ def train(
         length = f"{record['steps']} steps on {record['data']} ({source}"
     else:
         length = f"{record['epochs']} epochs on {record['data']} ({record['train_images']} images"
-    typer.echo(f"Saved {architecture} to {out}: {length}, seed {seed}) in {record['seconds']:.1f} s; final {losses}.")
+    resumed = f", resumed at step {record['resumed_at_step']}" if "resumed_at_step" in record else ""
+    typer.echo(
+        f"Saved {architecture} to {out}: {length}, seed {seed}{resumed}) in {record['seconds']:.1f} s; final {losses}."
+    )

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -157,24 +158,21 @@ def train_and_measure(
     settings: dict[str, int],
     device: str = "cpu",
     on_point: Callable[[dict[str, Any]], None] | None = None,
+    state: Path | None = None,
 ) -> tuple[xgen.Model, dict[str, Any]]:
     """Train one (variant, seed) on fresh dSprites batches for `settings["steps"]` steps, measuring the curve every
-    `curve_every` steps; the model and its record (options, settings, seconds of training, curve, final point)."""
+    `curve_every` steps; the model and its record (options, settings, seconds of training, curve, final point).
+    With `state`, a run killed halfway resumes from its last curve point (`xgen.train`'s resumable state)."""
     options = variants()[variant]
     data = DSprites(train_n=64, test_n=settings["probe_n"])
     probe = data.test().images
-    curve: list[dict[str, Any]] = []
-    clock = {"measure": 0.0}
 
-    def on_log(record: dict[str, Any], model: xgen.Model) -> None:
-        started = time.perf_counter()
-        final = record["step"] == settings["steps"]
-        curve.append({**record, **measure(model, data, probe, settings, final)})
-        clock["measure"] += time.perf_counter() - started
+    def on_log(record: dict[str, Any], model: xgen.Model) -> dict[str, Any]:
+        point = measure(model, data, probe, settings, record["step"] == settings["steps"])
         if on_point is not None:
-            on_point(curve[-1])
+            on_point({**record, **point})
+        return point
 
-    started = time.perf_counter()
     model = xgen.train(
         "factor-vae",
         data,
@@ -184,17 +182,21 @@ def train_and_measure(
         options=options,
         log_every=settings["curve_every"],
         on_log=on_log,
+        state=state,
     )
-    total = time.perf_counter() - started
+    training = model.metadata["training"]
+    curve = training["history"]
+    train_s = training["seconds"] - sum(point["measure_s"] for point in curve)
     record = {
         "variant": variant,
         "seed": seed,
         "options": options,
         **settings,
-        "train_s": round(total - clock["measure"], 1),
-        "step_s": round((total - clock["measure"]) / settings["steps"], 4),
+        "train_s": round(train_s, 1),
+        "step_s": round(train_s / settings["steps"], 4),
         "curve": curve,
         "final": curve[-1],
+        **({"resumed_at_step": training["resumed_at_step"]} if "resumed_at_step" in training else {}),
     }
     return model, record
 
@@ -230,7 +232,8 @@ class _DisentanglementClaim(xgen.Claim):
         return [Run(EXPERIMENT, "dsprites", variant, seed, dict(SETTINGS[scale])) for variant, seed in grid]
 
     def run(self, run: Run, context: RunContext) -> dict[str, Any]:
-        model, record = train_and_measure(run.variant, run.seed, run.settings, context.device)
+        state = context.folder / "training-state.pt"
+        model, record = train_and_measure(run.variant, run.seed, run.settings, context.device, state=state)
         if run.seed == 0 and run.variant in ("fvae-g40", "ad-g40-l1"):
             xgen.save(model, context.folder / "model.pt")
         return record
