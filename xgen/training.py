@@ -74,15 +74,20 @@ def _train_steps(
     """`steps` optimiser steps, split into the architecture's phases; every `log_every` steps (and at the end of each
     phase) the step's logged values, averaged over the window's images, go to `on_log` with the step number, then
     `on_point(step, passes)` (where a resumable run saves its state). `resume` = (steps done, passes done, restore)
-    continues a saved run: the phases begin as they did, `restore()` loads the optimisers once the current phase has
-    begun, and the loop goes on from the next step."""
+    continues a saved run: the phases begin as they did, `restore()` puts back the saved state at the point of the
+    sequence where it was saved (after `begin_phase` inside a phase, before it at a phase boundary), and the loop
+    goes on from the next step."""
     done, passes, restore = resume if resume is not None else (0, 0, None)
     first = 0
     for index, (phase, count) in enumerate((p, c) for p, c in arch.phases(steps) if c > 0):
-        arch.begin_phase(index, optimizers)
         if first + count <= done:
+            arch.begin_phase(index, optimizers)
             first += count
             continue
+        if restore is not None and done == first:
+            restore()
+            restore = None
+        arch.begin_phase(index, optimizers)
         if restore is not None:
             restore()
             restore = None
@@ -218,17 +223,17 @@ def train(
                 }
                 saved = load_state(state, identity)
                 if saved is not None:
-                    module.load_state_dict(saved["module"])
-                    arch.load_training_state(saved["architecture"], device)
-                    restore_random_streams(saved, batches)
                     history[:] = saved["history"]
                     resumed_at, earlier_seconds = int(saved["step"]), float(saved["seconds"])
 
-                    def restore_optimizers(saved: dict[str, Any] = saved) -> None:
+                    def restore(saved: dict[str, Any] = saved) -> None:
+                        module.load_state_dict(saved["module"])
+                        arch.load_training_state(saved["architecture"], device)
                         for optimizer, optimizer_state in zip(optimizers, saved["optimizers"], strict=True):
                             optimizer.load_state_dict(optimizer_state)
+                        restore_random_streams(saved, batches)
 
-                    resume = (resumed_at, int(saved["passes"]), restore_optimizers)
+                    resume = (resumed_at, int(saved["passes"]), restore)
 
                 def on_point(step: int, passes: int) -> None:
                     seconds = earlier_seconds + time.perf_counter() - started
