@@ -23,7 +23,7 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-from result_runs import cell, load_runs, write_report
+from result_runs import cell, flat_runs, shown_path, write_report
 
 from xgen_plugins.cavga.ablation_claims import ABLATION_CLAIMS, ABLATION_GRID, DATASETS, EXPERIMENT, MAP_METRICS
 from xgen_plugins.cavga.ablation_claims import VARIANTS as CLAIM_VARIANTS
@@ -52,25 +52,13 @@ Key = tuple[str, str, int]
 
 
 def records(log: Path) -> list[dict[str, Any]]:
-    """The default-scale ablation runs in `log` as flat records (data, variant, seed, what the run measured, machine,
-    finished): an `xgen reproduce` record's run and result, or a removed-script record as is; the last per cell."""
-    flat: dict[Key, dict[str, Any]] = {}
-    for r in load_runs(log):
-        if "result" in r:
-            run = r["run"]
-            if run["experiment"] != EXPERIMENT or run["settings"] != SETTINGS:
-                continue
-            rec = {**r["result"], "data": run["data"], "variant": run["variant"], "seed": run["seed"]}
-            flat[key(rec)] = {**rec, "machine": r["machine"], "finished": r["finished"]}
-        elif r.get("extra") == {} and r.get("epochs_asked") is None and r.get("normalize") == "per-image":
-            flat[key(r)] = r
-    return list(flat.values())
-
-
-def shown_path(path: Path) -> str:
-    """`path` relative to the working directory where it lies under it, so the output names repository paths."""
-    path = Path(path)
-    return str(path.resolve().relative_to(Path.cwd())) if path.resolve().is_relative_to(Path.cwd()) else str(path)
+    """The default-scale ablation runs in `log` as flat records (`result_runs.flat_runs`)."""
+    return flat_runs(
+        log,
+        EXPERIMENT,
+        SETTINGS,
+        lambda r: r.get("extra") == {} and r.get("epochs_asked") is None and r.get("normalize") == "per-image",
+    )
 
 
 def key(record: dict[str, Any]) -> Key:

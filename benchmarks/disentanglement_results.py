@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from result_runs import load_runs, write_report
+from result_runs import load_runs, shown_path, write_report
 
 import xgen
 from xgen.plugins import lookup
@@ -36,14 +36,6 @@ from xgen_plugins.factor_vae.losses import attention_disentanglement
 
 RUNS = Path(__file__).parent / "runs"
 REPRODUCE = RUNS / "reproduce"
-
-
-def shown_path(path: Path) -> str:
-    """`path` relative to the working folder when it is inside it."""
-    try:
-        return str(path.resolve().relative_to(Path.cwd()))
-    except ValueError:
-        return str(path)
 
 
 def logged_runs(log: Path, steps: int) -> list[dict[str, Any]]:

@@ -28,7 +28,7 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-from result_runs import cell, load_runs, write_report
+from result_runs import cell, flat_runs, shown_path, write_report
 
 from xgen_plugins.pwae.claims import DATASETS, EXPERIMENT, PWAE_CLAIMS, PWAE_GRID, VARIANTS
 
@@ -69,27 +69,12 @@ LOSSES = ["loss", "ae", "swd", "kl", "hsic", "jigsaw"]
 
 
 def records(log: Path) -> list[dict[str, Any]]:
-    """The default-scale P-WAE runs in `log` as flat records (data, variant, seed, the run's measurements, machine,
-    finished): an `xgen reproduce` record's `run` and `result` merged, or a former script record as it is; the last
-    record of a (data, variant, seed) wins."""
-    settings = PWAE_GRID["default"][2]
-    flat: dict[tuple[str, str, int], dict[str, Any]] = {}
-    for r in load_runs(log):
-        if "result" in r:
-            run = r["run"]
-            if run["experiment"] != EXPERIMENT or run["settings"] != settings:
-                continue
-            flat[run["data"], run["variant"], run["seed"]] = {
-                "data": run["data"],
-                "variant": run["variant"],
-                "seed": run["seed"],
-                **r["result"],
-                "machine": r["machine"],
-                "finished": r["finished"],
-            }
-        elif "metrics" in r and r.get("epochs_asked") is None and not r.get("extra") and r.get("normalize") == "none":
-            flat[r["data"], r["variant"], r["seed"]] = r
-    return list(flat.values())
+    """The default-scale P-WAE runs in `log` as flat records (`result_runs.flat_runs`)."""
+
+    def former(r: dict[str, Any]) -> bool:
+        return "metrics" in r and r.get("epochs_asked") is None and not r.get("extra") and r.get("normalize") == "none"
+
+    return flat_runs(log, EXPERIMENT, PWAE_GRID["default"][2], former)
 
 
 def value(run: dict[str, Any], rule: str, metric: str) -> float | None:
@@ -197,7 +182,8 @@ def report(args: argparse.Namespace) -> None:
     lines = [
         "# P-WAE on xgen's offline data: the run log (generated)",
         "",
-        f"Made by `python benchmarks/pwae_results.py report --log {args.log} --out {args.out}` from {len(runs)} runs "
+        f"Made by `python benchmarks/pwae_results.py report --log {shown_path(args.log)} --out {shown_path(args.out)}` "
+        f"from {len(runs)} runs "
         f"of experiment `{EXPERIMENT}` at the default scale, run by {made_by} and finished {dates}.",
         "",
         f"Seeds: {', '.join(map(str, sorted({r['seed'] for r in runs})))}. Machines of the runs: " + machines(runs),
@@ -331,7 +317,8 @@ def compare_logs(args: argparse.Namespace) -> None:
     old_runs, new_runs = records(args.old), records(args.log)
     old, new = cells(old_runs), cells(new_runs)
     lines = [
-        f"Earlier log `{args.old}`: {len(old_runs)} runs ({machines(old_runs)}). Reproduce log `{args.log}`: "
+        f"Earlier log `{shown_path(args.old)}`: {len(old_runs)} runs ({machines(old_runs)}). "
+        f"Reproduce log `{shown_path(args.log)}`: "
         f"{len(new_runs)} runs ({machines(new_runs)}). Δ = reproduce − earlier, cell by cell (same run).",
         "",
         *delta_table(old, new),

@@ -25,7 +25,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from result_runs import cell, load_runs, write_report
+from result_runs import cell, load_runs, shown_path, write_report
 
 from xgen_plugins.rbm.claims import (
     CATEGORIES,
@@ -83,11 +83,6 @@ def reproduce_records(log: Path, scale: str = "default") -> list[dict[str, Any]]
         if experiment in wanted and wanted[experiment](r["run"]):
             chosen[r["key"]] = r
     return list(chosen.values())
-
-
-def shown(path: Path) -> str:
-    """`path` as the repository root sees it (where the commands are run)."""
-    return os.path.relpath(path)
 
 
 def training_cells(where: str, architecture: str, seed: int, record: dict[str, Any], seconds: float) -> Cells:
@@ -297,7 +292,7 @@ def report(args: argparse.Namespace) -> None:
         "# Stacked-RBM results: the run log (generated)",
         "",
         f"Made by `python benchmarks/rbm_results.py report --out {args.out}` from {len(records)} records in "
-        f"`{shown(args.log)}` (scale `{args.scale}`), which `{COMMAND}` wrote. Training seeds as below; the "
+        f"`{shown_path(args.log)}` (scale `{args.scale}`), which `{COMMAND}` wrote. Training seeds as below; the "
         "rbm-gumbel noise seed and the evaluation seed are 0.",
         "",
         f"Machines: {'; '.join(machines) or '–'}. Runs finished "
@@ -415,7 +410,7 @@ def compare(args: argparse.Namespace) -> None:
     per_run, missing = cell_differences(old, {k: v for k, v in new.items() if k[:3] not in fixed_rows}, "")
     fixed, missing_fixed = cell_differences(fixed_old, fixed_new, " (fixed maps, seed means)")
     lines = [
-        f"### Every cell of `{shown(args.old)}` (and its results.md) beside `{shown(args.log)}`",
+        f"### Every cell of `{shown_path(args.old)}` (and its results.md) beside `{shown_path(args.log)}`",
         "",
         "Δ = reproduce − former. Per-run cells where the former runs.jsonl recorded them (the correlations: its "
         "results.md, 3 decimals); the fixed-map rows, which it did not record, as the seed means its results.md "

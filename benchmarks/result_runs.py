@@ -45,6 +45,41 @@ def busy_cpu_s() -> float | None:
     return (sum(ticks[:8]) - idle) / os.sysconf("SC_CLK_TCK")
 
 
+def shown_path(path: Path | str) -> str:
+    """`path` relative to the working folder when it lies under it (the repository root, where the commands run), so
+    reports name repository paths; else as given."""
+    path = Path(path)
+    try:
+        return str(path.resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def flat_runs(
+    log: Path, experiment: str, settings: dict[str, Any], former: Callable[[dict[str, Any]], bool]
+) -> list[dict[str, Any]]:
+    """The runs of `experiment` at `settings` in `log` as flat records (data, variant, seed, what the run measured,
+    machine, finished): an `xgen reproduce` record's `run` and `result` merged, or a record of the removed script that
+    `former` accepts, as it is; the last record of a (data, variant, seed) wins."""
+    flat: dict[tuple[str, str, int], dict[str, Any]] = {}
+    for r in load_runs(log):
+        if "result" in r:
+            run = r["run"]
+            if run["experiment"] != experiment or run["settings"] != settings:
+                continue
+            flat[run["data"], run["variant"], run["seed"]] = {
+                "data": run["data"],
+                "variant": run["variant"],
+                "seed": run["seed"],
+                **r["result"],
+                "machine": r["machine"],
+                "finished": r["finished"],
+            }
+        elif former(r):
+            flat[r["data"], r["variant"], r["seed"]] = r
+    return list(flat.values())
+
+
 def load_runs(path: Path) -> list[dict[str, Any]]:
     """Every complete JSON line of a run log (a line cut short by an interruption is skipped)."""
     if not path.exists():
