@@ -15,8 +15,8 @@ import torch
 
 import xgen
 from xgen.data import parse_spec
+from xgen.machine import as_described, describe
 from xgen.machine import cpu_name as cpu_name  # re-exported for the scripts
-from xgen.machine import describe
 
 
 def with_size(spec: str, size: int | None) -> str:
@@ -81,16 +81,20 @@ def flat_runs(
 
 
 def load_runs(path: Path) -> list[dict[str, Any]]:
-    """Every complete JSON line of a run log (a line cut short by an interruption is skipped)."""
+    """Every complete JSON line of a run log (a line cut short by an interruption is skipped), machine lines as
+    `describe` writes them today."""
     if not path.exists():
         return []
     runs = []
     for line in path.read_text().splitlines():
         if line.strip():
             try:
-                runs.append(json.loads(line))
+                record = json.loads(line)
             except json.JSONDecodeError:
                 continue
+            if isinstance(record.get("machine"), str):
+                record["machine"] = as_described(record["machine"])
+            runs.append(record)
     return runs
 
 

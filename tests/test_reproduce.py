@@ -123,6 +123,17 @@ def test_each_verdict_follows_the_rule(toy, tmp_path):
     assert len(EXECUTED) == 18
 
 
+def test_runs_of_one_machine_are_named_once_whatever_script_logged_them(toy, tmp_path):
+    xgen.reproduce(["toy-holds"], scale="quick", out=tmp_path)
+    line = "Some CPU, 2 logical CPUs, torch 2.0 with {} threads, Python 3.11.7, Linux 6"
+    records = [json.loads(r) for r in (tmp_path / "runs.jsonl").read_text().splitlines()]
+    for i, record in enumerate(records):
+        record["machine"] = line.format(1) if i % 2 else line.format(1).replace("threads", "thread")
+    (tmp_path / "runs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    result = xgen.reproduce(["toy-holds"], scale="quick", out=tmp_path, report_only=True)
+    assert result.run_machines == {line.format(1).replace("threads", "thread"): len(records)}
+
+
 def test_report_only_runs_nothing_and_says_how_much_of_each_grid_is_in(toy, tmp_path):
     xgen.reproduce(["toy-holds"], scale="quick", out=tmp_path)
     log = (tmp_path / "runs.jsonl").read_text().splitlines()

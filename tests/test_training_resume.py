@@ -96,7 +96,7 @@ def test_cli_resumable_run_picks_up_the_state_a_crash_left(tmp_path, one_thread)
     args = ["train", "conv-vae", "--data", "digits:normal=1", "--steps", "12", "--batch-size", "16", "--out", str(out)]
     ran = CliRunner().invoke(app, [*args, "--resumable"])
     assert ran.exit_code == 0, ran.output
-    assert f"Resuming from {out}.state" in ran.output and "resumed at step 5" in ran.output
+    assert f"Resuming from {out}.state at step 5 of" in ran.output and "resumed at step 5" in ran.output
     assert out.exists() and not (tmp_path / "m.pt.state").exists()
     refused = CliRunner().invoke(app, ["train", "conv-vae", "--data", "digits:normal=1", "--resumable"])
     assert refused.exit_code != 0 and "--resumable needs --steps" in str(refused.exception)

@@ -45,6 +45,12 @@ def describe() -> str:
     )
 
 
+def as_described(line: str) -> str:
+    """A logged machine line as `describe` writes it today, so that runs of one machine group together: logs of
+    earlier scripts wrote "with 1 threads"."""
+    return line.replace(" with 1 threads,", " with 1 thread,")
+
+
 @contextlib.contextmanager
 def torch_threads(threads: int | None) -> Iterator[None]:
     """Run the block with torch on `threads` CPU threads (None: leave torch's setting), restoring it afterwards. One

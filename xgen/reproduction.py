@@ -20,7 +20,7 @@ from typing import Any
 from xgen.claims import RUNS_DIR, SCALES, UNTESTABLE, Claim, Finding, Run, RunContext
 from xgen.errors import XgenError, did_you_mean
 from xgen.files import ensure_writable_dir
-from xgen.machine import describe, process_alive, torch_threads
+from xgen.machine import as_described, describe, process_alive, torch_threads
 from xgen.plugins import get_registry, lookup
 from xgen.progress import progress_bar
 
@@ -283,7 +283,7 @@ def _reproduce(
             bar.advance(task)
     findings = []
     used = {run.key: done[run.key] for claim in claims for run in grids[claim.name] if run.key in done}
-    run_machines = Counter(record.get("machine", "not recorded") for record in used.values())
+    run_machines = Counter(as_described(record.get("machine", "not recorded")) for record in used.values())
     for claim in claims:
         records = [done[run.key] for run in grids[claim.name] if run.key in done]
         if records:

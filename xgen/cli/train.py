@@ -50,8 +50,6 @@ def train(
     if resumable and steps is None:
         raise XgenError("--resumable needs --steps: the state is saved at step counts.")
     state = out.with_name(out.name + ".state") if resumable else None
-    if state is not None and state.exists():
-        typer.echo(f"Resuming from {state}.")
     with torch_threads(threads):
         model = train_model(
             architecture,
