@@ -219,21 +219,76 @@ def plots(by: dict[str, list[dict[str, Any]]], out: Path) -> list[str]:
     return written
 
 
+def kept_checkpoint(args: argparse.Namespace, runs: list[dict[str, Any]], variant: str) -> Path:
+    """The seed-0 checkpoint of `variant` that `xgen reproduce` kept (or, for runs the old script made, the one it
+    kept in runs/disentanglement/); it may not exist."""
+    for r in runs:
+        if r["variant"] == variant and r["seed"] == 0 and r.get("folder"):
+            kept = args.log.parent / r["folder"] / "model.pt"
+            if kept.exists():
+                return kept
+    return RUNS / "disentanglement" / f"{variant}-s0.pt"
+
+
+def region_measures(model: xgen.Model, images: torch.Tensor) -> dict[str, float]:
+    """Where each image's two most responding dimensions look, images (N, 1, 64, 64) in [0, 1]: their eq. 1
+    overlap, the maps' mean value (a flat map scaled to maximum 1 is near 1 everywhere), the IoU of their
+    high-response regions (map >= 0.5 or 0.7 of its maximum), and how much of those regions and of the maps' mass
+    lies on the sprite (beside the sprite's share of the image, what a uniform map would put there)."""
+    maps = attention_maps(dimension_cams(model, images))
+    top = maps.flatten(2).sum(2).topk(2, dim=1).indices
+    picked = maps.gather(1, top[:, :, None, None].expand(-1, 2, *maps.shape[2:]))
+    sprite = torch.nn.functional.interpolate(images, size=maps.shape[2:], mode="area") > 0.5
+
+    def iou(level: float) -> float:
+        high = picked >= level
+        both = (high[:, 0] & high[:, 1]).flatten(1).sum(1)
+        return float((both / (high[:, 0] | high[:, 1]).flatten(1).sum(1).clamp_min(1)).mean())
+
+    high = picked >= 0.5
+    return {
+        "eq1": float(attention_disentanglement(maps, "top2")),
+        "mean_value": float(picked.mean()),
+        "iou_05": iou(0.5),
+        "iou_07": iou(0.7),
+        "high_on_sprite": float(((high & sprite).flatten(2).sum(2) / high.flatten(2).sum(2).clamp_min(1)).mean()),
+        "mass_on_sprite": float(
+            ((picked * sprite).flatten(2).sum(2) / picked.flatten(2).sum(2).clamp_min(1e-8)).mean()
+        ),
+        "sprite_area": float(sprite.float().mean()),
+    }
+
+
+def region_rows(args: argparse.Namespace, runs: list[dict[str, Any]]) -> list[str]:
+    """`region_measures` of the kept gamma-40 seed-0 checkpoints and of an untrained factor-vae, on the first
+    `--overlap-n` held-out images."""
+    images = DSprites(train_n=64, test_n=args.probe_n).test().images[: args.overlap_n]
+    torch.manual_seed(0)
+    arch = lookup("architecture", "factor-vae")()
+    models = [("untrained factor-vae (seed 0)", arch.wrap(arch.build((1, 64, 64)).eval(), (1, 64, 64)))]
+    for variant, name in (("fvae-g40", "FactorVAE gamma 40"), ("ad-g40-l1", "AD-FactorVAE gamma 40, lambda 1")):
+        path = kept_checkpoint(args, runs, variant)
+        if path.exists():
+            models.append((f"{name} (seed 0, `{shown_path(path)}`)", xgen.load(path)))
+    lines = [
+        "| model | eq. 1 overlap | mean map value | IoU of the regions >= 0.5 | IoU of the regions >= 0.7 "
+        "| regions >= 0.5 on the sprite | map mass on the sprite | sprite's share of the image |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for name, model in models:
+        m = region_measures(model, images)
+        cells = ("eq1", "mean_value", "iou_05", "iou_07", "high_on_sprite", "mass_on_sprite", "sprite_area")
+        lines.append(f"| {name} | " + " | ".join(f"{m[k]:.3f}" for k in cells) + " |")
+    return lines
+
+
 def figure4(args: argparse.Namespace, out: Path, runs: list[dict[str, Any]]) -> str | None:
     """Held-out dSprites images with the maps of their two highest-responding dimensions (Liu et al.'s Figure 4,
     right), for the gamma-40 seed-0 FactorVAE and AD-FactorVAE checkpoints `xgen reproduce` keeps (or, for runs the
     old script made, the ones it kept in runs/disentanglement/)."""
     from xgen.visualize import captioned, grid, overlays, save_png
 
-    def checkpoint(variant: str) -> Path:
-        for r in runs:
-            if r["variant"] == variant and r["seed"] == 0 and r.get("folder"):
-                kept = args.log.parent / r["folder"] / "model.pt"
-                if kept.exists():
-                    return kept
-        return RUNS / "disentanglement" / f"{variant}-s0.pt"
-
-    paths = [checkpoint("fvae-g40"), checkpoint("ad-g40-l1")]
+    paths = [kept_checkpoint(args, runs, "fvae-g40"), kept_checkpoint(args, runs, "ad-g40-l1")]
     if not all(p.exists() for p in paths):
         return None
     data = DSprites(train_n=64, test_n=args.probe_n)
@@ -329,6 +384,15 @@ def report(args: argparse.Namespace) -> None:
                 ("ad-g40-l1-activations", "top2, activations only"),
             ],
         ),
+        "",
+        "## Where the two most responding dimensions look (claim v, beyond eq. 1)",
+        "",
+        f"On the first {args.overlap_n} held-out images, with the maps eq. 1 compares (|Grad-CAM| at the first conv, "
+        "32 x 32, each scaled to a maximum of 1) of each image's two most responding dimensions: a high-response "
+        "region is where a map is at least 0.5 (or 0.7) of its maximum; the sprite is the image downsampled to "
+        "32 x 32 and thresholded at 0.5. Only the seed-0 gamma-40 runs keep their checkpoints.",
+        "",
+        *region_rows(args, runs),
         "",
         "Figures: " + ", ".join(f"`{f}`" for f in figures + ([fig4] if fig4 else [])),
         "",
