@@ -256,7 +256,12 @@ def test_rbm_texture_claim_runs_end_to_end_on_a_tiny_grid(registry, tmp_path, mo
     from xgen_plugins.rbm import claims as rbm_claims
 
     settings = {
-        "stacked-rbm": {"options": {"epochs_per_layer": 1, "hidden": [16, 9]}, "epochs": None, "batch_size": None},
+        "stacked-rbm": {
+            "options": {"epochs_per_layer": 1, "hidden": [16, 9]},
+            "epochs": None,
+            "batch_size": None,
+            **rbm_claims.EVERY_LAYER,
+        },
         "conv-vae": {"options": {}, "epochs": 1, "batch_size": None},
     }
     monkeypatch.setitem(
@@ -266,7 +271,8 @@ def test_rbm_texture_claim_runs_end_to_end_on_a_tiny_grid(registry, tmp_path, mo
     assert result.executed == 4 and not result.refused
     records = [json.loads(line) for line in (tmp_path / "runs.jsonl").read_text().splitlines()]
     rbm = next(r["result"] for r in records if r["run"]["variant"] == "stacked-rbm")
-    assert "fixed map: the mean rbm-gumbel layer 2 map, the same for every image" in rbm["maps"]
+    for layer in (1, 2):
+        assert f"fixed map: the mean rbm-gumbel layer {layer} map, the same for every image" in rbm["maps"]
     assert all(0.0 <= m["pixel-auroc"] <= 1.0 for m in rbm["maps"].values())
     masks = xgen.dataset("textures:brick,size=16,train_n=32,test_n=8").test().masks
     assert rbm["anomalous_pixel_fraction"] == pytest.approx(float(masks.mean()))
@@ -274,5 +280,7 @@ def test_rbm_texture_claim_runs_end_to_end_on_a_tiny_grid(registry, tmp_path, mo
         "textures:brick, layer 1 (pixel-auroc)",
         "textures:brick, layer 2 (pixel-auroc)",
     ]
+    for layer, finding in enumerate(result.findings, start=1):
+        assert f"rbm-gumbel layer {layer} as one fixed map for every image: pixel-auroc" in finding.reason
     again = xgen.reproduce(["vae-gradcam-beats-rbm-gumbel"], scale="quick", out=tmp_path)
     assert (again.executed, again.reused) == (0, 4)

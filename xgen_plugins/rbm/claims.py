@@ -30,13 +30,21 @@ GALLERY_GRID: dict[str, tuple[str, dict[str, Any], list[float], int]] = {
     "default": ("digits:normal=1,size=28", RBM_OPTIONS, [0.1, 0.5, 1.0], 100),
     "paper": ("mnist:normal=1", RBM_OPTIONS, [0.1, 0.5, 1.0], 100),
 }
+#: A stacked RBM's texture run measures the fixed-map control of every hidden layer's rbm-gumbel map; runs logged
+#: without this setting measured it for the top layer only.
+EVERY_LAYER = {"fixed_maps": "every layer"}
 #: scale -> textures' (data specs, seeds, {architecture: settings})
 TEXTURE_GRID: dict[str, tuple[list[str], list[int], dict[str, dict[str, Any]]]] = {
     "quick": (
         ["textures:brick,size=32,train_n=64,test_n=16"],
         [0, 1],
         {
-            "stacked-rbm": {"options": {"epochs_per_layer": 1, "units": "binary"}, "epochs": None, "batch_size": None},
+            "stacked-rbm": {
+                "options": {"epochs_per_layer": 1, "units": "binary"},
+                "epochs": None,
+                "batch_size": None,
+                **EVERY_LAYER,
+            },
             "conv-vae": {"options": {}, "epochs": 1, "batch_size": None},
         },
     ),
@@ -44,7 +52,7 @@ TEXTURE_GRID: dict[str, tuple[list[str], list[int], dict[str, dict[str, Any]]]] 
         [f"textures:{c},size=32,train_n=1000,test_n=200" for c in CATEGORIES],
         [0, 1, 2],
         {
-            "stacked-rbm": {"options": RBM_OPTIONS, "epochs": None, "batch_size": None},
+            "stacked-rbm": {"options": RBM_OPTIONS, "epochs": None, "batch_size": None, **EVERY_LAYER},
             "conv-vae": {"options": {}, "epochs": None, "batch_size": None},
         },
     ),
@@ -52,7 +60,7 @@ TEXTURE_GRID: dict[str, tuple[list[str], list[int], dict[str, dict[str, Any]]]] 
         [f"textures:{c},size=64,train_n=1000,test_n=200" for c in CATEGORIES],
         [0, 1, 2],
         {
-            "stacked-rbm": {"options": RBM_OPTIONS, "epochs": None, "batch_size": None},
+            "stacked-rbm": {"options": RBM_OPTIONS, "epochs": None, "batch_size": None, **EVERY_LAYER},
             "conv-vae": {"options": {}, "epochs": 300, "batch_size": 16},
         },
     ),
@@ -291,8 +299,9 @@ class VAEGradCAMBeatsRBMGumbel(xgen.Claim):
         if run.variant == "stacked-rbm":
             top = len(model.module.rbms)
             variants = rbm_variants(top)
+            layers = range(1, top + 1) if run.settings.get("fixed_maps") == "every layer" else [top]
             fixed = [
-                (f"rbm-gumbel layer {top}", "rbm-gumbel", {"layer": top}),
+                *((f"rbm-gumbel layer {layer}", "rbm-gumbel", {"layer": layer}) for layer in layers),
                 ("rbm-recon-error", "rbm-recon-error", {}),
             ]
         else:
