@@ -282,6 +282,20 @@ def region_rows(args: argparse.Namespace, runs: list[dict[str, Any]]) -> list[st
     return lines
 
 
+def traversals(args: argparse.Namespace, out: Path, runs: list[dict[str, Any]]) -> list[str]:
+    """Latent traversals (`xgen.traverse`, one row per dimension, +-2 around the encoding of one held-out image, with
+    each dimension's attention map) of the kept gamma-40 seed-0 FactorVAE and AD-FactorVAE checkpoints."""
+    image = DSprites(train_n=64, test_n=args.probe_n).test().images[:1]
+    written = []
+    for variant in ("fvae-g40", "ad-g40-l1"):
+        path = kept_checkpoint(args, runs, variant)
+        if path.exists():
+            target = out / f"disentanglement-traversal-{variant}.png"
+            xgen.traverse(xgen.load(path), image, maps=True).save(target)
+            written.append(target.name)
+    return written
+
+
 def figure4(args: argparse.Namespace, out: Path, runs: list[dict[str, Any]]) -> str | None:
     """Held-out dSprites images with the maps of their two highest-responding dimensions (Liu et al.'s Figure 4,
     right), for the gamma-40 seed-0 FactorVAE and AD-FactorVAE checkpoints `xgen reproduce` keeps (or, for runs the
@@ -321,6 +335,7 @@ def report(args: argparse.Namespace) -> None:
     control = controls(args)
     figures = plots(by, out)
     fig4 = figure4(args, out, runs)
+    figures += traversals(args, out, runs)
     machines = sorted({r["machine"] for r in runs})
     lines = [
         "# FactorVAE and AD-FactorVAE on dSprites: the run log, every variant (generated)",
