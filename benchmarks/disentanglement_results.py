@@ -260,13 +260,19 @@ def region_measures(model: xgen.Model, images: torch.Tensor) -> dict[str, float]
 
 
 def region_rows(args: argparse.Namespace, runs: list[dict[str, Any]]) -> list[str]:
-    """`region_measures` of the kept gamma-40 seed-0 checkpoints and of an untrained factor-vae, on the first
-    `--overlap-n` held-out images."""
+    """`region_measures` of the kept gamma-40 seed-0 checkpoints (lambda 1 with and without L_AD, and the pair and
+    gradient choices) and of an untrained factor-vae, on the first `--overlap-n` held-out images."""
     images = DSprites(train_n=64, test_n=args.probe_n).test().images[: args.overlap_n]
     torch.manual_seed(0)
     arch = lookup("architecture", "factor-vae")()
     models = [("untrained factor-vae (seed 0)", arch.wrap(arch.build((1, 64, 64)).eval(), (1, 64, 64)))]
-    for variant, name in (("fvae-g40", "FactorVAE gamma 40"), ("ad-g40-l1", "AD-FactorVAE gamma 40, lambda 1")):
+    for variant, name in (
+        ("fvae-g40", "FactorVAE gamma 40"),
+        ("ad-g40-l1", "AD-FactorVAE gamma 40, lambda 1"),
+        ("ad-g40-l1-consecutive", "AD, consecutive pairs"),
+        ("ad-g40-l1-all", "AD, all pairs"),
+        ("ad-g40-l1-activations", "AD, activations only"),
+    ):
         path = kept_checkpoint(args, runs, variant)
         if path.exists():
             models.append((f"{name} (seed 0, `{shown_path(path)}`)", xgen.load(path)))
@@ -405,7 +411,9 @@ def report(args: argparse.Namespace) -> None:
         f"On the first {args.overlap_n} held-out images, with the maps eq. 1 compares (|Grad-CAM| at the first conv, "
         "32 x 32, each scaled to a maximum of 1) of each image's two most responding dimensions: a high-response "
         "region is where a map is at least 0.5 (or 0.7) of its maximum; the sprite is the image downsampled to "
-        "32 x 32 and thresholded at 0.5. Only the seed-0 gamma-40 runs keep their checkpoints.",
+        "32 x 32 and thresholded at 0.5. Only the seed-0 gamma-40 runs at lambda 1 keep their checkpoints "
+        "(`model.pt` in their run folders, 18 MB each, not in the repository: the runs recreate them); without them "
+        "this table has the control row only.",
         "",
         *region_rows(args, runs),
         "",
