@@ -40,6 +40,7 @@ from xgen_plugins.factor_vae.claims import (
     measure,
 )
 from xgen_plugins.factor_vae.losses import attention_disentanglement
+from xgen_plugins.factor_vae.regions import region_measures
 
 RUNS = Path(__file__).parent / "runs"
 REPRODUCE = RUNS / "reproduce"
@@ -230,38 +231,10 @@ def kept_checkpoint(args: argparse.Namespace, runs: list[dict[str, Any]], varian
     return RUNS / "disentanglement" / f"{variant}-s0.pt"
 
 
-def region_measures(model: xgen.Model, images: torch.Tensor) -> dict[str, float]:
-    """Where each image's two most responding dimensions look, images (N, 1, 64, 64) in [0, 1]: their eq. 1
-    overlap, the maps' mean value (a flat map scaled to maximum 1 is near 1 everywhere), the IoU of their
-    high-response regions (map >= 0.5 or 0.7 of its maximum), and how much of those regions and of the maps' mass
-    lies on the sprite (beside the sprite's share of the image, what a uniform map would put there)."""
-    maps = attention_maps(dimension_cams(model, images))
-    top = maps.flatten(2).sum(2).topk(2, dim=1).indices
-    picked = maps.gather(1, top[:, :, None, None].expand(-1, 2, *maps.shape[2:]))
-    sprite = torch.nn.functional.interpolate(images, size=maps.shape[2:], mode="area") > 0.5
-
-    def iou(level: float) -> float:
-        high = picked >= level
-        both = (high[:, 0] & high[:, 1]).flatten(1).sum(1)
-        return float((both / (high[:, 0] | high[:, 1]).flatten(1).sum(1).clamp_min(1)).mean())
-
-    high = picked >= 0.5
-    return {
-        "eq1": float(attention_disentanglement(maps, "top2")),
-        "mean_value": float(picked.mean()),
-        "iou_05": iou(0.5),
-        "iou_07": iou(0.7),
-        "high_on_sprite": float(((high & sprite).flatten(2).sum(2) / high.flatten(2).sum(2).clamp_min(1)).mean()),
-        "mass_on_sprite": float(
-            ((picked * sprite).flatten(2).sum(2) / picked.flatten(2).sum(2).clamp_min(1e-8)).mean()
-        ),
-        "sprite_area": float(sprite.float().mean()),
-    }
-
-
 def region_rows(args: argparse.Namespace, runs: list[dict[str, Any]]) -> list[str]:
-    """`region_measures` of the kept gamma-40 seed-0 checkpoints (lambda 1 with and without L_AD, and the pair and
-    gradient choices) and of an untrained factor-vae, on the first `--overlap-n` held-out images."""
+    """`region_measures` (xgen_plugins/factor_vae/regions.py) of the kept gamma-40 seed-0 checkpoints (lambda 1 with
+    and without L_AD, and the pair and gradient choices) and of an untrained factor-vae, on the first `--overlap-n`
+    held-out images."""
     images = DSprites(train_n=64, test_n=args.probe_n).test().images[: args.overlap_n]
     torch.manual_seed(0)
     arch = lookup("architecture", "factor-vae")()
@@ -282,8 +255,16 @@ def region_rows(args: argparse.Namespace, runs: list[dict[str, Any]]) -> list[st
         "|---|---|---|---|---|---|---|---|",
     ]
     for name, model in models:
-        m = region_measures(model, images)
-        cells = ("eq1", "mean_value", "iou_05", "iou_07", "high_on_sprite", "mass_on_sprite", "sprite_area")
+        m = region_measures(attention_maps(dimension_cams(model, images)), images)
+        cells = (
+            "overlap_top2",
+            "map_mean",
+            "region_iou_0.5",
+            "region_iou_0.7",
+            "region_on_sprite",
+            "mass_on_sprite",
+            "sprite_area",
+        )
         lines.append(f"| {name} | " + " | ".join(f"{m[k]:.3f}" for k in cells) + " |")
     return lines
 

@@ -69,6 +69,19 @@ def test_attention_claim_compares_every_ad_variant_with_factorvae_at_its_gamma()
     one_seed = found["gamma 40, l1-all: top-2 overlap"]
     assert one_seed.verdict == UNTESTABLE and "fewer than two seeds" in one_seed.reason
     assert "gamma 10, l1: top-2 overlap" not in found and "gamma 40, l0.5: top-2 overlap" not in found
+    assert not any("region IoU" in subject for subject in found), "runs without region measures give no region finding"
+
+
+def test_the_attention_claim_also_judges_the_region_iou_where_runs_recorded_it():
+    records = [
+        *(record("fvae-g40", s, overlap_top2=0.9 + 0.01 * s, **{"region_iou_0.5": 0.5 + 0.01 * s}) for s in (0, 1)),
+        *(record("ad-g40-l1", s, overlap_top2=0.7 + 0.01 * s, **{"region_iou_0.5": 0.65 + 0.01 * s}) for s in (0, 1)),
+    ]
+    found = {f.subject: f.verdict for f in AttentionSeparates().findings(records)}
+    assert found == {
+        "gamma 40, l1: top-2 overlap": HOLDS,
+        "gamma 40, l1: top-2 high-response region IoU": FAILS,
+    }, "eq. 1 falls while the regions overlap more: the sharpening the region measure exists to catch"
 
 
 def test_a_script_record_becomes_the_same_run_under_xgen_reproduce():
