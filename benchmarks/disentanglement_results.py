@@ -121,13 +121,23 @@ def fmt(vals: list[float], pattern: str) -> str:
     return f"{pattern.format(statistics.mean(vals))} ± {pattern.format(statistics.stdev(vals))}"
 
 
-def table_rows(by: dict[str, list[dict[str, Any]]], names: list[tuple[str, str]]) -> list[str]:
-    header = "| variant | seeds | s/step | " + " | ".join(label for _, label, _, _ in MEASURES) + " |"
-    lines = [header, "|" + "---|" * (3 + len(MEASURES))]
+#: The overlap under each pair rule, for the table of the pair choices (each trains with its own rule).
+PAIR_MEASURES = [
+    ("overlap_top2", "overlap, top-2 pair", False, "{:.3f}"),
+    ("overlap_consecutive", "overlap, consecutive pairs", False, "{:.3f}"),
+    ("overlap_all", "overlap, all pairs", False, "{:.3f}"),
+]
+
+
+def table_rows(
+    by: dict[str, list[dict[str, Any]]], names: list[tuple[str, str]], measures: list[tuple[Any, ...]] = MEASURES
+) -> list[str]:
+    header = "| variant | seeds | s/step | " + " | ".join(label for _, label, _, _ in measures) + " |"
+    lines = [header, "|" + "---|" * (3 + len(measures))]
     for variant, label in names:
         runs = by.get(variant, [])
         step = fmt([r["step_s"] for r in runs], "{:.2f}")
-        cells = [fmt(values(runs, key), pattern) for key, _, _, pattern in MEASURES]
+        cells = [fmt(values(runs, key), pattern) for key, _, _, pattern in measures]
         lines.append(f"| {label} | {len(runs)} | {step} | " + " | ".join(cells) + " |")
     return lines
 
@@ -385,6 +395,20 @@ def report(args: argparse.Namespace) -> None:
                 ("ad-g40-l1-all", "all pairs"),
                 ("ad-g40-l1-activations", "top2, activations only"),
             ],
+        ),
+        "",
+        "The overlap under each pair rule (each variant's loss uses its own rule):",
+        "",
+        *table_rows(
+            by,
+            [
+                ("fvae-g40", "FactorVAE gamma 40 (no L_AD)"),
+                ("ad-g40-l1", "top2 pairs, full gradient (default)"),
+                ("ad-g40-l1-consecutive", "consecutive pairs"),
+                ("ad-g40-l1-all", "all pairs"),
+                ("ad-g40-l1-activations", "top2, activations only"),
+            ],
+            PAIR_MEASURES,
         ),
         "",
         "## Where the two most responding dimensions look (claim v, beyond eq. 1)",
