@@ -58,6 +58,17 @@ def test_tradeoff_verdicts_follow_the_measures_direction():
     }
 
 
+def test_tradeoff_also_judges_the_experiment_3_lambdas_against_factorvae_at_their_gamma():
+    records = [
+        *(record("fvae-g10", s, mig=0.18 + 0.001 * s) for s in (0, 1)),
+        *(record("ad-g10-l0.5", s, mig=0.05 + 0.001 * s) for s in (0, 1)),
+        *(record("ad-g10-l1.5", s, mig=0.3 + 0.001 * s) for s in (0, 1)),
+        *(record("ad-g40-l0.5", s, mig=0.9) for s in (0, 1)),
+    ]
+    found = {f.subject: f.verdict for f in FactorVAETradeoff().findings(records)}
+    assert found == {"gamma 10, lambda 0.5: MIG": FAILS, "gamma 10, lambda 1.5: MIG": HOLDS}
+
+
 def test_attention_claim_compares_every_ad_variant_with_factorvae_at_its_gamma():
     records = [
         *(record("fvae-g40", s, overlap_top2=0.9 + 0.01 * s) for s in (0, 1)),
