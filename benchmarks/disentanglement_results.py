@@ -39,7 +39,7 @@ from xgen_plugins.factor_vae.claims import (
     FactorVAETradeoff,
     measure,
 )
-from xgen_plugins.factor_vae.losses import attention_disentanglement
+from xgen_plugins.factor_vae.losses import attention_disentanglement, top2_dims
 from xgen_plugins.factor_vae.regions import region_measures
 
 RUNS = Path(__file__).parent / "runs"
@@ -83,18 +83,21 @@ def verdict_rows(records: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
-def controls(args: argparse.Namespace) -> dict[str, float]:
+def untrained_model() -> xgen.Model:
+    """A factor-vae with its seed-0 initial weights: the control every trained run is read against."""
+    arch = lookup("architecture", "factor-vae")()
+    torch.manual_seed(0)
+    return arch.wrap(arch.build((1, 64, 64)).eval(), (1, 64, 64))
+
+
+def controls(args: argparse.Namespace, data: DSprites) -> dict[str, float]:
     """What an untrained factor-vae (seed 0) scores on the same measures: the floor every trained run must clear."""
     path = RUNS / "disentanglement-controls.json"
     if path.exists():
         return json.loads(path.read_text())
     torch.set_num_threads(args.threads)
-    data = DSprites(train_n=64, test_n=args.probe_n)
-    arch = lookup("architecture", "factor-vae")()
-    torch.manual_seed(0)
-    module = arch.build((1, 64, 64)).eval()
-    model = arch.wrap(module, (1, 64, 64))
-    point = measure(model, data, data.test().images, {**SETTINGS["default"], "steps": args.steps}, final=True)
+    settings = {**SETTINGS["default"], "steps": args.steps}
+    point = measure(untrained_model(), data, data.test().images, settings, final=True)
     noise = torch.rand(2, 20_000, 32, 32, generator=torch.Generator().manual_seed(0))
     point["overlap_uniform_noise"] = float(attention_disentanglement(noise.transpose(0, 1), "top2"))
     path.write_text(json.dumps(point, indent=1))
@@ -241,14 +244,12 @@ def kept_checkpoint(args: argparse.Namespace, runs: list[dict[str, Any]], varian
     return RUNS / "disentanglement" / f"{variant}-s0.pt"
 
 
-def region_rows(args: argparse.Namespace, runs: list[dict[str, Any]]) -> list[str]:
+def region_rows(args: argparse.Namespace, runs: list[dict[str, Any]], probe: torch.Tensor) -> list[str]:
     """`region_measures` (xgen_plugins/factor_vae/regions.py) of the kept gamma-40 seed-0 checkpoints (lambda 1 with
     and without L_AD, and the pair and gradient choices) and of an untrained factor-vae, on the first `--overlap-n`
     held-out images."""
-    images = DSprites(train_n=64, test_n=args.probe_n).test().images[: args.overlap_n]
-    torch.manual_seed(0)
-    arch = lookup("architecture", "factor-vae")()
-    models = [("untrained factor-vae (seed 0)", arch.wrap(arch.build((1, 64, 64)).eval(), (1, 64, 64)))]
+    images = probe[: args.overlap_n]
+    models = [("untrained factor-vae (seed 0)", untrained_model())]
     for variant, name in (
         ("fvae-g40", "FactorVAE gamma 40"),
         ("ad-g40-l1", "AD-FactorVAE gamma 40, lambda 1"),
@@ -279,10 +280,10 @@ def region_rows(args: argparse.Namespace, runs: list[dict[str, Any]]) -> list[st
     return lines
 
 
-def traversals(args: argparse.Namespace, out: Path, runs: list[dict[str, Any]]) -> list[str]:
+def traversals(args: argparse.Namespace, out: Path, runs: list[dict[str, Any]], probe: torch.Tensor) -> list[str]:
     """Latent traversals (`xgen.traverse`, one row per dimension, +-2 around the encoding of one held-out image, with
     each dimension's attention map) of the kept gamma-40 seed-0 FactorVAE and AD-FactorVAE checkpoints."""
-    image = DSprites(train_n=64, test_n=args.probe_n).test().images[:1]
+    image = probe[:1]
     written = []
     for variant in ("fvae-g40", "ad-g40-l1"):
         path = kept_checkpoint(args, runs, variant)
@@ -293,7 +294,7 @@ def traversals(args: argparse.Namespace, out: Path, runs: list[dict[str, Any]]) 
     return written
 
 
-def figure4(args: argparse.Namespace, out: Path, runs: list[dict[str, Any]]) -> str | None:
+def figure4(args: argparse.Namespace, out: Path, runs: list[dict[str, Any]], probe: torch.Tensor) -> str | None:
     """Held-out dSprites images with the maps of their two highest-responding dimensions (Liu et al.'s Figure 4,
     right), for the gamma-40 seed-0 FactorVAE and AD-FactorVAE checkpoints `xgen reproduce` keeps (or, for runs the
     old script made, the ones it kept in runs/disentanglement/)."""
@@ -302,15 +303,14 @@ def figure4(args: argparse.Namespace, out: Path, runs: list[dict[str, Any]]) -> 
     paths = [kept_checkpoint(args, runs, "fvae-g40"), kept_checkpoint(args, runs, "ad-g40-l1")]
     if not all(p.exists() for p in paths):
         return None
-    data = DSprites(train_n=64, test_n=args.probe_n)
-    images = data.test().images[:6]
+    images = probe[:6]
     tiles = []
     for path in paths:
         model = xgen.load(path)
         exp = xgen.explain(model, images, plugin="vae-gradcam", per_dim=True, layer="encoder.0")
         per_dim = exp.details["per_dim"]
         raw = attention_maps(dimension_cams(model, images))
-        top = raw.flatten(2).sum(2).topk(2, dim=1).indices
+        top = top2_dims(raw)
         ratio = attention_disentanglement(raw, "top2", reduction="none")
         for i in range(len(images)):
             maps = per_dim[i, top[i]].numpy()
@@ -329,10 +329,12 @@ def report(args: argparse.Namespace) -> None:
     runs = logged_runs(records)
     by = grouped(runs)
     out = args.out.parent
-    control = controls(args)
+    data = DSprites(train_n=64, test_n=args.probe_n)
+    probe = data.test().images
+    control = controls(args, data)
     figures = plots(by, out)
-    fig4 = figure4(args, out, runs)
-    figures += traversals(args, out, runs)
+    fig4 = figure4(args, out, runs, probe)
+    figures += traversals(args, out, runs, probe)
     machines = sorted({r["machine"] for r in runs})
     lines = [
         "# FactorVAE and AD-FactorVAE on dSprites: the run log, every variant (generated)",
@@ -420,7 +422,7 @@ def report(args: argparse.Namespace) -> None:
         "(`model.pt` in their run folders, 18 MB each, not in the repository: the runs recreate them); without them "
         "this table has the control row only.",
         "",
-        *region_rows(args, runs),
+        *region_rows(args, runs, probe),
         "",
         "Figures: " + ", ".join(f"`{f}`" for f in figures + ([fig4] if fig4 else [])),
         "",

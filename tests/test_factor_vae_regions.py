@@ -4,7 +4,8 @@ beside eq. 1."""
 import pytest
 import torch
 
-from xgen_plugins.factor_vae.regions import region_iou, region_measures, top2_maps
+from xgen_plugins.factor_vae.losses import top2_pair
+from xgen_plugins.factor_vae.regions import region_iou, region_measures
 
 
 def two_maps_on_one_square(background: float) -> tuple[torch.Tensor, torch.Tensor]:
@@ -21,7 +22,7 @@ def two_maps_on_one_square(background: float) -> tuple[torch.Tensor, torch.Tenso
 
 def test_top2_picks_the_two_largest_maps_of_each_image():
     maps = torch.rand(4, 5, 6, 6) * 0.05 + torch.tensor([0.1, 1.0, 0.2, 0.9, 0.3])[None, :, None, None]
-    picked = top2_maps(maps)
+    picked = top2_pair(maps)
     assert torch.equal(picked, maps[:, [1, 3]])
 
 

@@ -52,6 +52,18 @@ def map_overlap(a: torch.Tensor, b: torch.Tensor, eps: float = 1e-8) -> torch.Te
     return 2 * shared / (total + eps)
 
 
+def top2_dims(maps: torch.Tensor) -> torch.Tensor:
+    """maps: (N, D, h, w) >= 0 -> (N, 2) long: each image's two dimensions whose maps respond most (largest sum),
+    largest first. The pair eq. 1's `top2` rule compares; picking it passes no gradient."""
+    return maps.detach().flatten(2).sum(dim=2).topk(2, dim=1).indices
+
+
+def top2_pair(maps: torch.Tensor) -> torch.Tensor:
+    """maps: (N, D, h, w) -> (N, 2, h, w): the maps of `top2_dims`, differentiable as the maps are."""
+    top = top2_dims(maps)
+    return maps.gather(1, top[:, :, None, None].expand(-1, 2, *maps.shape[2:]))
+
+
 def attention_disentanglement(
     maps: torch.Tensor, pairs: Pairs = "top2", eps: float = 1e-8, reduction: Literal["mean", "none"] = "mean"
 ) -> torch.Tensor:
@@ -67,12 +79,11 @@ def attention_disentanglement(
       (../seeds/000, section 3.3).
     - `all`: the mean over every pair i < j.
     """
-    n, d = maps.shape[:2]
+    d = maps.shape[1]
     if d < 2:
         raise ValueError(f"attention_disentanglement needs at least 2 latent dimensions, got {d}.")
     if pairs == "top2":
-        top = maps.detach().flatten(2).sum(dim=2).topk(2, dim=1).indices
-        picked = maps.gather(1, top[:, :, None, None].expand(n, 2, *maps.shape[2:]))
+        picked = top2_pair(maps)
         per_image = map_overlap(picked[:, 0], picked[:, 1], eps)
     elif pairs == "consecutive":
         per_image = map_overlap(maps[:, :-1], maps[:, 1:], eps).mean(dim=1)

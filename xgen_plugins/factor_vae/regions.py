@@ -6,17 +6,10 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from xgen_plugins.factor_vae.losses import attention_disentanglement
+from xgen_plugins.factor_vae.losses import attention_disentanglement, top2_pair
 
 #: A map's high-response region: where it reaches at least this fraction of its maximum.
 HIGH = (0.5, 0.7)
-
-
-def top2_maps(maps: torch.Tensor) -> torch.Tensor:
-    """maps: (N, D, h, w) >= 0 -> (N, 2, h, w), each image's two maps of largest sum (the pair eq. 1's `top2` rule
-    compares)."""
-    top = maps.flatten(2).sum(2).topk(2, dim=1).indices
-    return maps.gather(1, top[:, :, None, None].expand(-1, 2, *maps.shape[2:]))
 
 
 def region_iou(pair: torch.Tensor, level: float) -> torch.Tensor:
@@ -34,7 +27,7 @@ def region_measures(maps: torch.Tensor, images: torch.Tensor) -> dict[str, float
     mean value (near 1 for flat maps); the IoU of their high-response regions at each `HIGH` level; the share of the
     regions >= 0.5 on the object and the share of the maps' mass on it; and the object's share of the image (what a
     uniform map puts on it). The object is the image area-averaged to the maps' size and thresholded at 0.5."""
-    pair = top2_maps(maps)
+    pair = top2_pair(maps)
     sprite = F.interpolate(images, size=maps.shape[2:], mode="area") > 0.5
     high = pair >= HIGH[0]
     on_sprite = (high & sprite).flatten(2).sum(2) / high.flatten(2).sum(2).clamp_min(1)
