@@ -17,6 +17,10 @@ from rich.progress import (
 
 
 class _Silent:
+    """What `progress_bar(False)` yields: Progress's methods, doing nothing, and a console that prints nothing."""
+
+    console = Console(quiet=True)
+
     def add_task(self, *args: object, **kwargs: object) -> int:
         return 0
 
@@ -29,7 +33,8 @@ class _Silent:
 
 @contextlib.contextmanager
 def progress_bar(enabled: bool) -> Iterator[Progress | _Silent]:
-    """A rich Progress on stderr when enabled, otherwise an object with the same methods that does nothing."""
+    """A rich Progress on stderr when enabled, otherwise an object with the same methods that does nothing. Messages
+    go through its `console` (`bar.console.print(...)`), which prints above the bars, or nowhere when disabled."""
     if not enabled:
         yield _Silent()
         return

@@ -234,10 +234,9 @@ def train(
                         restore_random_streams(saved, batches)
 
                     resume = (resumed_at, int(saved["passes"]), restore)
-                    if progress and hasattr(bar, "console"):
-                        bar.console.print(
-                            f"Resuming from {state} at step {resumed_at} of {steps}.", soft_wrap=True, markup=False
-                        )
+                    bar.console.print(
+                        f"Resuming from {state} at step {resumed_at} of {steps}.", soft_wrap=True, markup=False
+                    )
 
                 def on_point(step: int, passes: int) -> None:
                     seconds = earlier_seconds + time.perf_counter() - started
