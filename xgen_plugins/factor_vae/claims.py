@@ -304,16 +304,14 @@ class AttentionSeparates(_DisentanglementClaim):
             if not variant.startswith("ad-"):
                 continue
             gamma = options["gamma"]
-            ad = self.finals(records, variant, "overlap_top2")
-            fv = self.finals(records, f"fvae-g{gamma}", "overlap_top2")
-            if ad and fv:
-                label = f"gamma {gamma}, {variant.removeprefix(f'ad-g{gamma}-')}: top-2 overlap"
-                found.append(compare(self.name, label, ("AD", ad), ("FactorVAE", fv), higher_is_better=False))
-            ad, fv = (
-                self.finals(records, variant, "region_iou_0.5"),
-                self.finals(records, f"fvae-g{gamma}", "region_iou_0.5"),
-            )
-            if ad and fv:
-                label = f"gamma {gamma}, {variant.removeprefix(f'ad-g{gamma}-')}: top-2 high-response region IoU"
-                found.append(compare(self.name, label, ("AD", ad), ("FactorVAE", fv), higher_is_better=False))
+            where = f"gamma {gamma}, {variant.removeprefix(f'ad-g{gamma}-')}"
+            for measure, label in (
+                ("overlap_top2", "top-2 overlap"),
+                ("region_iou_0.5", "top-2 high-response region IoU"),
+            ):
+                ad, fv = self.finals(records, variant, measure), self.finals(records, f"fvae-g{gamma}", measure)
+                if ad and fv:
+                    found.append(
+                        compare(self.name, f"{where}: {label}", ("AD", ad), ("FactorVAE", fv), higher_is_better=False)
+                    )
         return found
