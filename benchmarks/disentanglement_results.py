@@ -6,6 +6,8 @@ al. (../shared/seeds/000, Table 1 experiments 1 and 3) and the `ad_pairs` / `ad_
         --out benchmarks/runs/reproduce                                  # the grid; start it again in a second
                                                                          # shell for a second worker on another core
     python benchmarks/disentanglement_results.py report                  # tables, plots and the Figure 4 maps
+    python benchmarks/disentanglement_results.py keep fvae-g40:1 ad-g40-l1:1   # retrain logged runs for their
+                                                                         # checkpoints, checked against the log
 
 Every run trains `factor-vae` on fresh dSprites batches for 1,500 optimiser steps at batch 64 and measures at every
 500 steps, on held-out images: the reconstruction error, the FactorVAE score (reduced preset), the binned MIG, the
@@ -34,16 +36,26 @@ from xgen_plugins.factor_vae.attention import attention_maps, dimension_cams
 from xgen_plugins.factor_vae.claims import (
     EXPERIMENT,
     GAMMAS,
+    KEPT,
     SETTINGS,
     AttentionSeparates,
     FactorVAETradeoff,
     measure,
+    train_and_measure,
 )
 from xgen_plugins.factor_vae.losses import attention_disentanglement, top2_dims
 from xgen_plugins.factor_vae.regions import region_measures
 
 RUNS = Path(__file__).parent / "runs"
 REPRODUCE = RUNS / "reproduce"
+#: How the tables name the gamma-40 variants whose checkpoints the runs keep (`claims.KEPT`).
+KEPT_LABELS = {
+    "fvae-g40": "FactorVAE gamma 40 (no L_AD)",
+    "ad-g40-l1": "AD lambda 1: top2 pairs, full gradient (default)",
+    "ad-g40-l1-consecutive": "AD lambda 1: consecutive pairs",
+    "ad-g40-l1-all": "AD lambda 1: all pairs",
+    "ad-g40-l1-activations": "AD lambda 1: top2, activations only",
+}
 
 
 def reproduce_records(log: Path, steps: int) -> list[dict[str, Any]]:
@@ -233,33 +245,28 @@ def plots(by: dict[str, list[dict[str, Any]]], out: Path) -> list[str]:
     return written
 
 
-def kept_checkpoint(args: argparse.Namespace, runs: list[dict[str, Any]], variant: str) -> Path:
-    """The seed-0 checkpoint of `variant` that `xgen reproduce` kept (or, for runs the old script made, the one it
-    kept in runs/disentanglement/); it may not exist."""
+def kept_checkpoint(args: argparse.Namespace, runs: list[dict[str, Any]], variant: str, seed: int = 0) -> Path:
+    """The checkpoint of (`variant`, `seed`) that `xgen reproduce` or `keep` left in the run's folder (or, for seed-0
+    runs the old script made, the one it kept in runs/disentanglement/); it may not exist."""
     for r in runs:
-        if r["variant"] == variant and r["seed"] == 0 and r.get("folder"):
+        if r["variant"] == variant and r["seed"] == seed and r.get("folder"):
             kept = args.log.parent / r["folder"] / "model.pt"
             if kept.exists():
                 return kept
-    return RUNS / "disentanglement" / f"{variant}-s0.pt"
+    return RUNS / "disentanglement" / f"{variant}-s{seed}.pt"
 
 
 def region_rows(args: argparse.Namespace, runs: list[dict[str, Any]], probe: torch.Tensor) -> list[str]:
-    """`region_measures` (xgen_plugins/factor_vae/regions.py) of the kept gamma-40 seed-0 checkpoints (lambda 1 with
-    and without L_AD, and the pair and gradient choices) and of an untrained factor-vae, on the first `--overlap-n`
-    held-out images."""
+    """`region_measures` (xgen_plugins/factor_vae/regions.py) of the kept gamma-40 checkpoints of every seed (lambda
+    1 with and without L_AD, and the pair and gradient choices) and of an untrained factor-vae, on the first
+    `--overlap-n` held-out images."""
     images = probe[: args.overlap_n]
     models = [("untrained factor-vae (seed 0)", untrained_model())]
-    for variant, name in (
-        ("fvae-g40", "FactorVAE gamma 40"),
-        ("ad-g40-l1", "AD-FactorVAE gamma 40, lambda 1"),
-        ("ad-g40-l1-consecutive", "AD, consecutive pairs"),
-        ("ad-g40-l1-all", "AD, all pairs"),
-        ("ad-g40-l1-activations", "AD, activations only"),
-    ):
-        path = kept_checkpoint(args, runs, variant)
-        if path.exists():
-            models.append((f"{name} (seed 0, `{shown_path(path)}`)", xgen.load(path)))
+    for variant in KEPT:
+        for seed in sorted({r["seed"] for r in runs if r["variant"] == variant}):
+            path = kept_checkpoint(args, runs, variant, seed)
+            if path.exists():
+                models.append((f"{KEPT_LABELS[variant]} (seed {seed}, `{shown_path(path)}`)", xgen.load(path)))
     lines = [
         "| model | eq. 1 overlap | mean map value | IoU of the regions >= 0.5 | IoU of the regions >= 0.7 "
         "| regions >= 0.5 on the sprite | map mass on the sprite | sprite's share of the image |",
@@ -389,38 +396,21 @@ def report(args: argparse.Namespace) -> None:
         "",
         "## The choices the paper leaves open (gamma 40, lambda 1, seed 0)",
         "",
-        *table_rows(
-            by,
-            [
-                ("ad-g40-l1", "top2 pairs, full gradient (default)"),
-                ("ad-g40-l1-consecutive", "consecutive pairs"),
-                ("ad-g40-l1-all", "all pairs"),
-                ("ad-g40-l1-activations", "top2, activations only"),
-            ],
-        ),
+        *table_rows(by, [(v, KEPT_LABELS[v]) for v in KEPT if v.startswith("ad-")]),
         "",
         "The overlap under each pair rule (each variant's loss uses its own rule):",
         "",
-        *table_rows(
-            by,
-            [
-                ("fvae-g40", "FactorVAE gamma 40 (no L_AD)"),
-                ("ad-g40-l1", "top2 pairs, full gradient (default)"),
-                ("ad-g40-l1-consecutive", "consecutive pairs"),
-                ("ad-g40-l1-all", "all pairs"),
-                ("ad-g40-l1-activations", "top2, activations only"),
-            ],
-            PAIR_MEASURES,
-        ),
+        *table_rows(by, list(KEPT_LABELS.items()), PAIR_MEASURES),
         "",
         "## Where the two most responding dimensions look (claim v, beyond eq. 1)",
         "",
         f"On the first {args.overlap_n} held-out images, with the maps eq. 1 compares (|Grad-CAM| at the first conv, "
         "32 x 32, each scaled to a maximum of 1) of each image's two most responding dimensions: a high-response "
         "region is where a map is at least 0.5 (or 0.7) of its maximum; the sprite is the image downsampled to "
-        "32 x 32 and thresholded at 0.5. Only the seed-0 gamma-40 runs at lambda 1 keep their checkpoints "
-        "(`model.pt` in their run folders, 18 MB each, not in the repository: the runs recreate them); without them "
-        "this table has the control row only.",
+        "32 x 32 and thresholded at 0.5. The seed-0 gamma-40 runs keep their checkpoints (`model.pt` in their run "
+        "folders, 18 MB each, not in the repository); `python benchmarks/disentanglement_results.py keep "
+        "VARIANT:SEED` retrains any logged run, checks its curve against the log and saves its checkpoint (the seed-1 "
+        "rows were made so). Without the checkpoints this table has the control row only.",
         "",
         *region_rows(args, runs, probe),
         "",
@@ -430,9 +420,58 @@ def report(args: argparse.Namespace) -> None:
     write_report(args.out, lines)
 
 
+def curve_differences(logged: list[dict[str, Any]], retrained: list[dict[str, Any]]) -> dict[str, float]:
+    """The largest difference of each measure the logged curve has, relative to the logged value (floored at 1),
+    over its points against the retrained curve; timings, and measures a later version added, are left out."""
+    if [p["step"] for p in logged] != [p["step"] for p in retrained]:
+        raise SystemExit("the retrained curve has other steps than the logged one")
+    out: dict[str, float] = {}
+    for old, new in zip(logged, retrained, strict=True):
+        for key, value in old.items():
+            if isinstance(value, int | float) and key != "step" and not key.endswith("_s") and key in new:
+                diff = abs(float(new[key]) - float(value)) / max(abs(float(value)), 1.0)
+                out[key] = max(out.get(key, 0.0), diff)
+    return out
+
+
+def keep(args: argparse.Namespace) -> None:
+    """Retrain logged runs (variant:seed) with the logged settings on one thread, as the grid ran, check that every
+    measure of the curve is the logged one, and save the model as `model.pt` in the run's folder, where `report`
+    reads it: the checkpoints the grid did not keep, or that a clone lacks."""
+    torch.set_num_threads(1)
+    records = {(r["run"]["variant"], r["run"]["seed"]): r for r in reproduce_records(args.log, args.steps)}
+    for cell in args.runs:
+        variant, _, seed = cell.rpartition(":")
+        record = records.get((variant, int(seed))) if seed.isdigit() else None
+        if record is None:
+            raise SystemExit(
+                f"{cell}: no finished run of that variant and seed in {args.log}; write it as variant:seed"
+            )
+        target = args.log.parent / record["folder"] / "model.pt"
+        if target.exists():
+            print(f"{cell}: {shown_path(target)} exists")
+            continue
+        model, retrained = train_and_measure(variant, int(seed), record["run"]["settings"])
+        diffs = curve_differences(record["result"]["curve"], retrained["curve"])
+        worst = max(diffs, key=diffs.__getitem__)
+        print(
+            f"{cell}: {len(diffs)} measures at {len(retrained['curve'])} curve points; largest relative difference "
+            f"from the log {diffs[worst]:.2g} ({worst}), train {retrained['train_s']:.0f} s"
+        )
+        if diffs[worst] > args.tolerance:
+            raise SystemExit(f"{cell}: the retrained run is not the logged one ({worst} differs); nothing saved")
+        xgen.save(model, target)
+        print(f"{cell}: saved {shown_path(target)}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
+    k = sub.add_parser("keep", help="retrain logged runs for their checkpoints, checked against the log")
+    k.add_argument("runs", nargs="+", help="variant:seed, as fvae-g40:1")
+    k.add_argument("--log", type=Path, default=REPRODUCE / "runs.jsonl")
+    k.add_argument("--steps", type=int, default=1500)
+    k.add_argument("--tolerance", type=float, default=1e-4, help="largest relative difference from the log")
     p = sub.add_parser("report", help="tables, plots and the map figure from the xgen reproduce log")
     p.add_argument("--log", type=Path, default=REPRODUCE / "runs.jsonl")
     p.add_argument("--out", type=Path, default=RUNS / "disentanglement.md")
@@ -448,7 +487,11 @@ def main() -> None:
         ("--overlap-n", 500),
     ):
         p.add_argument(flag, type=int, default=default, help="as the default scale's runs (the controls use them)")
-    report(parser.parse_args())
+    args = parser.parse_args()
+    if args.command == "keep":
+        keep(args)
+    else:
+        report(args)
 
 
 if __name__ == "__main__":

@@ -3,12 +3,15 @@ fail and tie, and the records of the results script's log taken over as the same
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 import xgen
-from xgen.claims import FAILS, HOLDS, UNTESTABLE
+from xgen.claims import FAILS, HOLDS, UNTESTABLE, Run
 from xgen_plugins.factor_vae.claims import (
     EXPERIMENT,
     SETTINGS,
@@ -119,20 +122,22 @@ class Killed(Exception):
     pass
 
 
+TINY = {
+    **SETTINGS["quick"],
+    "steps": 4,
+    "curve_every": 2,
+    "votes": 5,
+    "final_votes": 5,
+    "variance_images": 100,
+    "mig_images": 200,
+    "chen_images": 0,
+    "probe_n": 20,
+    "overlap_n": 10,
+}
+
+
 def test_a_killed_run_resumes_from_its_last_curve_point(tmp_path, one_thread):
-    tiny = {
-        **SETTINGS["quick"],
-        "steps": 4,
-        "curve_every": 2,
-        "votes": 5,
-        "final_votes": 5,
-        "variance_images": 100,
-        "mig_images": 200,
-        "chen_images": 0,
-        "probe_n": 20,
-        "overlap_n": 10,
-    }
-    _, straight = train_and_measure("fvae-g40", 0, tiny)
+    _, straight = train_and_measure("fvae-g40", 0, TINY)
     state = tmp_path / "training-state.pt"
 
     def kill(point: dict) -> None:
@@ -140,8 +145,8 @@ def test_a_killed_run_resumes_from_its_last_curve_point(tmp_path, one_thread):
             raise Killed
 
     with pytest.raises(Killed):
-        train_and_measure("fvae-g40", 0, tiny, on_point=kill, state=state)
-    _, resumed = train_and_measure("fvae-g40", 0, tiny, state=state)
+        train_and_measure("fvae-g40", 0, TINY, on_point=kill, state=state)
+    _, resumed = train_and_measure("fvae-g40", 0, TINY, state=state)
 
     def untimed(curve: list[dict]) -> list[dict]:
         return [{k: v for k, v in point.items() if k != "measure_s"} for point in curve]
@@ -150,3 +155,31 @@ def test_a_killed_run_resumes_from_its_last_curve_point(tmp_path, one_thread):
     assert [p["step"] for p in resumed["curve"]] == [2, 4]
     assert untimed(resumed["curve"]) == untimed(straight["curve"]), "the same curve as a run never killed"
     assert not state.exists()
+
+
+def _keep(log: Path, cell: str) -> subprocess.CompletedProcess:
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "disentanglement_results.py"
+    command = [sys.executable, str(script), "keep", cell, "--log", str(log), "--steps", "4"]
+    return subprocess.run(command, capture_output=True, text=True, cwd=log.parent)
+
+
+def test_keep_retrains_a_logged_run_to_its_logged_curve_and_refuses_another(tmp_path, one_thread):
+    _, record = train_and_measure("fvae-g40", 1, TINY)
+    run = Run(EXPERIMENT, "dsprites", "fvae-g40", 1, TINY)
+    logged = run.log_record(FactorVAETradeoff.name, "custom", "cpu", record, 1.0, "machine", "now")
+    kept = tmp_path / logged["folder"] / "model.pt"
+    log = tmp_path / "runs.jsonl"
+
+    tampered = json.loads(json.dumps(logged))
+    tampered["result"]["curve"][-1]["recon"] += 1.0
+    log.write_text(json.dumps(tampered) + "\n")
+    refused = _keep(log, "fvae-g40:1")
+    assert refused.returncode != 0 and "not the logged one (recon differs)" in refused.stderr
+    assert not kept.exists(), "a run that is not the logged one leaves no checkpoint"
+
+    log.write_text(json.dumps(logged) + "\n")
+    done = _keep(log, "fvae-g40:1")
+    assert done.returncode == 0, done.stderr
+    assert "largest relative difference from the log 0 " in done.stdout
+    assert xgen.load(kept).metadata["training"]["history"][-1]["recon"] == record["final"]["recon"]
+    assert "no finished run" in _keep(log, "fvae-g40:0").stderr
