@@ -23,14 +23,16 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import torch
-from result_runs import load_runs, shown_path, write_report
+from result_runs import load_runs, machine, shown_path, write_report
 
 import xgen
 from xgen.plugins import lookup
+from xgen.reproduction import append_record
 from xgen_plugins.dsprites import DSprites
 from xgen_plugins.factor_vae.attention import attention_maps, dimension_cams
 from xgen_plugins.factor_vae.claims import (
@@ -437,7 +439,9 @@ def curve_differences(logged: list[dict[str, Any]], retrained: list[dict[str, An
 def keep(args: argparse.Namespace) -> None:
     """Retrain logged runs (variant:seed) with the logged settings on one thread, as the grid ran, check that every
     measure of the curve is the logged one, and save the model as `model.pt` in the run's folder, where `report`
-    reads it: the checkpoints the grid did not keep, or that a clone lacks."""
+    reads it: the checkpoints the grid did not keep, or that a clone lacks. Where the retrained curve has measures
+    the logged one lacks (added to `claims.overlaps` after the run), the run is logged again with them, its timings
+    as first logged; the claims then read the later record."""
     torch.set_num_threads(1)
     records = {(r["run"]["variant"], r["run"]["seed"]): r for r in reproduce_records(args.log, args.steps)}
     for cell in args.runs:
@@ -447,10 +451,6 @@ def keep(args: argparse.Namespace) -> None:
             raise SystemExit(
                 f"{cell}: no finished run of that variant and seed in {args.log}; write it as variant:seed"
             )
-        target = args.log.parent / record["folder"] / "model.pt"
-        if target.exists():
-            print(f"{cell}: {shown_path(target)} exists")
-            continue
         model, retrained = train_and_measure(variant, int(seed), record["run"]["settings"])
         diffs = curve_differences(record["result"]["curve"], retrained["curve"])
         worst = max(diffs, key=diffs.__getitem__)
@@ -460,8 +460,24 @@ def keep(args: argparse.Namespace) -> None:
         )
         if diffs[worst] > args.tolerance:
             raise SystemExit(f"{cell}: the retrained run is not the logged one ({worst} differs); nothing saved")
+        target = args.log.parent / record["folder"] / "model.pt"
         xgen.save(model, target)
         print(f"{cell}: saved {shown_path(target)}")
+        added = sorted(set(retrained["final"]) - set(record["result"]["final"]) - {"measure_s"})
+        if added:
+            remeasured = {
+                "finished": datetime.now().isoformat(timespec="seconds"),
+                "machine": machine(),
+                "added": added,
+            }
+            result = {
+                **record["result"],
+                "curve": retrained["curve"],
+                "final": retrained["final"],
+                "remeasured": remeasured,
+            }
+            append_record(args.log, {**record, "result": result})
+            print(f"{cell}: logged again with {', '.join(added)}")
 
 
 def main() -> None:

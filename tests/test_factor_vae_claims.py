@@ -1,5 +1,6 @@
 """The disentanglement claims (iv) and (v) for `xgen reproduce`: their grids, their verdicts on records made to hold,
-fail and tie, and the records of the results script's log taken over as the same runs."""
+fail and tie, the records of the results script's log taken over as the same runs, and its `keep` command, which
+retrains a logged run to the logged curve for its checkpoint."""
 
 from __future__ import annotations
 
@@ -176,10 +177,30 @@ def test_keep_retrains_a_logged_run_to_its_logged_curve_and_refuses_another(tmp_
     refused = _keep(log, "fvae-g40:1")
     assert refused.returncode != 0 and "not the logged one (recon differs)" in refused.stderr
     assert not kept.exists(), "a run that is not the logged one leaves no checkpoint"
+    assert len(log.read_text().splitlines()) == 1
 
     log.write_text(json.dumps(logged) + "\n")
     done = _keep(log, "fvae-g40:1")
     assert done.returncode == 0, done.stderr
     assert "largest relative difference from the log 0 " in done.stdout
     assert xgen.load(kept).metadata["training"]["history"][-1]["recon"] == record["final"]["recon"]
+    assert len(log.read_text().splitlines()) == 1, "nothing new measured, nothing logged again"
     assert "no finished run" in _keep(log, "fvae-g40:0").stderr
+
+
+def test_keep_logs_a_run_again_with_the_measures_added_since(tmp_path, one_thread):
+    _, record = train_and_measure("fvae-g40", 1, TINY)
+    run = Run(EXPERIMENT, "dsprites", "fvae-g40", 1, TINY)
+    older = json.loads(json.dumps(record))
+    for point in older["curve"]:
+        point.pop("region_iou_0.5")
+    older["final"], older["train_s"] = older["curve"][-1], 1234.5
+    log = tmp_path / "runs.jsonl"
+    log.write_text(json.dumps(run.log_record(FactorVAETradeoff.name, "custom", "cpu", older, 1.0, "m", "then")) + "\n")
+
+    assert _keep(log, "fvae-g40:1").returncode == 0
+    again = [json.loads(line) for line in log.read_text().splitlines()][-1]
+    assert again["key"] == run.key and again["result"]["remeasured"]["added"] == ["region_iou_0.5"]
+    assert again["result"]["final"]["region_iou_0.5"] == record["final"]["region_iou_0.5"]
+    assert again["result"]["train_s"] == 1234.5, "the timings stay those first logged"
+    assert AttentionSeparates().finals([again], "fvae-g40", "region_iou_0.5"), "the claim reads the later record"

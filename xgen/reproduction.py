@@ -95,7 +95,7 @@ def load_log(path: Path) -> dict[str, dict[str, Any]]:
     return records
 
 
-def _append(path: Path, record: dict[str, Any]) -> None:
+def append_record(path: Path, record: dict[str, Any]) -> None:
     """Append one record as one line in one write (O_APPEND: lines of processes sharing the log never interleave),
     on disk before the next run starts."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
@@ -277,7 +277,7 @@ def _reproduce(
                 else:
                     record = _execute(claim, run, out, scale, device, machine, refused, command)
                     if record is not None:
-                        _append(log_path, record)
+                        append_record(log_path, record)
                         done[run.key] = record
                         executed += 1
             bar.advance(task)
