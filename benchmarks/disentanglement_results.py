@@ -444,6 +444,7 @@ def keep(args: argparse.Namespace) -> None:
     as first logged; the claims then read the later record."""
     torch.set_num_threads(1)
     records = {(r["run"]["variant"], r["run"]["seed"]): r for r in reproduce_records(args.log, args.steps)}
+    how = dict(option.split("=", 1) for option in args.set)
     for cell in args.runs:
         variant, _, seed = cell.rpartition(":")
         record = records.get((variant, int(seed))) if seed.isdigit() else None
@@ -451,7 +452,7 @@ def keep(args: argparse.Namespace) -> None:
             raise SystemExit(
                 f"{cell}: no finished run of that variant and seed in {args.log}; write it as variant:seed"
             )
-        model, retrained = train_and_measure(variant, int(seed), record["run"]["settings"])
+        model, retrained = train_and_measure(variant, int(seed), record["run"]["settings"], how=how)
         diffs = curve_differences(record["result"]["curve"], retrained["curve"])
         worst = max(diffs, key=diffs.__getitem__)
         print(
@@ -459,7 +460,11 @@ def keep(args: argparse.Namespace) -> None:
             f"from the log {diffs[worst]:.2g} ({worst}), train {retrained['train_s']:.0f} s"
         )
         if diffs[worst] > args.tolerance:
-            raise SystemExit(f"{cell}: the retrained run is not the logged one ({worst} differs); nothing saved")
+            differ = ", ".join(f"{k} {v:.2g}" for k, v in sorted(diffs.items()) if v > args.tolerance)
+            raise SystemExit(
+                f"{cell}: the retrained run is not the logged one ({worst} differs; relative differences: {differ}); "
+                "nothing saved. Was it made another way (--set ad_jacobian=batched)?"
+            )
         target = args.log.parent / record["folder"] / "model.pt"
         xgen.save(model, target)
         print(f"{cell}: saved {shown_path(target)}")
@@ -488,6 +493,14 @@ def main() -> None:
     k.add_argument("--log", type=Path, default=REPRODUCE / "runs.jsonl")
     k.add_argument("--steps", type=int, default=1500)
     k.add_argument("--tolerance", type=float, default=1e-4, help="largest relative difference from the log")
+    k.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="OPTION=VALUE",
+        help="how the logged runs computed, where it differs from today's default (ad_jacobian=batched for the "
+        "first four AD runs at seed 0)",
+    )
     p = sub.add_parser("report", help="tables, plots and the map figure from the xgen reproduce log")
     p.add_argument("--log", type=Path, default=REPRODUCE / "runs.jsonl")
     p.add_argument("--out", type=Path, default=RUNS / "disentanglement.md")

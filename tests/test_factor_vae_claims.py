@@ -175,7 +175,9 @@ def test_keep_retrains_a_logged_run_to_its_logged_curve_and_refuses_another(tmp_
     tampered["result"]["curve"][-1]["recon"] += 1.0
     log.write_text(json.dumps(tampered) + "\n")
     refused = _keep(log, "fvae-g40:1")
-    assert refused.returncode != 0 and "not the logged one (recon differs)" in refused.stderr
+    assert (
+        refused.returncode != 0 and "not the logged one (recon differs; relative differences: recon " in refused.stderr
+    )
     assert not kept.exists(), "a run that is not the logged one leaves no checkpoint"
     assert len(log.read_text().splitlines()) == 1
 
@@ -186,6 +188,13 @@ def test_keep_retrains_a_logged_run_to_its_logged_curve_and_refuses_another(tmp_
     assert xgen.load(kept).metadata["training"]["history"][-1]["recon"] == record["final"]["recon"]
     assert len(log.read_text().splitlines()) == 1, "nothing new measured, nothing logged again"
     assert "no finished run" in _keep(log, "fvae-g40:0").stderr
+
+
+def test_a_run_can_be_remade_the_way_an_earlier_version_computed_it(one_thread):
+    model, record = train_and_measure(
+        "ad-g40-l1", 0, {**TINY, "steps": 2, "curve_every": 2}, how={"ad_jacobian": "batched"}
+    )
+    assert model.config["ad_jacobian"] == "batched" and record["options"]["ad_weight"] == 1.0
 
 
 def test_keep_logs_a_run_again_with_the_measures_added_since(tmp_path, one_thread):

@@ -165,11 +165,13 @@ def train_and_measure(
     device: str = "cpu",
     on_point: Callable[[dict[str, Any]], None] | None = None,
     state: Path | None = None,
+    how: dict[str, Any] | None = None,
 ) -> tuple[xgen.Model, dict[str, Any]]:
     """Train one (variant, seed) on fresh dSprites batches for `settings["steps"]` steps, measuring the curve every
     `curve_every` steps; the model and its record (options, settings, seconds of training, curve, final point).
-    With `state`, a run killed halfway resumes from its last curve point (`xgen.train`'s resumable state)."""
-    options = variants()[variant]
+    With `state`, a run killed halfway resumes from its last curve point (`xgen.train`'s resumable state). `how`:
+    options that change how the variant computes, not what (`ad_jacobian`), as some logged runs were made."""
+    options = {**variants()[variant], **(how or {})}
     data = DSprites(train_n=64, test_n=settings["probe_n"])
     probe = data.test().images
 
