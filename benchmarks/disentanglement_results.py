@@ -247,15 +247,14 @@ def plots(by: dict[str, list[dict[str, Any]]], out: Path) -> list[str]:
     return written
 
 
-def kept_checkpoint(args: argparse.Namespace, runs: list[dict[str, Any]], variant: str, seed: int = 0) -> Path:
-    """The checkpoint of (`variant`, `seed`) that `xgen reproduce` or `keep` left in the run's folder (or, for seed-0
-    runs the old script made, the one it kept in runs/disentanglement/); it may not exist."""
+def kept_checkpoint(args: argparse.Namespace, runs: list[dict[str, Any]], variant: str, seed: int = 0) -> Path | None:
+    """The checkpoint of (`variant`, `seed`) that `xgen reproduce` or `keep` left in the run's folder, if any."""
     for r in runs:
         if r["variant"] == variant and r["seed"] == seed and r.get("folder"):
             kept = args.log.parent / r["folder"] / "model.pt"
             if kept.exists():
                 return kept
-    return RUNS / "disentanglement" / f"{variant}-s{seed}.pt"
+    return None
 
 
 def region_rows(args: argparse.Namespace, runs: list[dict[str, Any]], probe: torch.Tensor) -> list[str]:
@@ -267,8 +266,8 @@ def region_rows(args: argparse.Namespace, runs: list[dict[str, Any]], probe: tor
     for variant in KEPT:
         for seed in sorted({r["seed"] for r in runs if r["variant"] == variant}):
             path = kept_checkpoint(args, runs, variant, seed)
-            if path.exists():
-                models.append((f"{KEPT_LABELS[variant]} (seed {seed}, `{shown_path(path)}`)", xgen.load(path)))
+            if path is not None:
+                models.append((f"{KEPT_LABELS[variant]}; seed {seed}, `{shown_path(path)}`", xgen.load(path)))
     lines = [
         "| model | eq. 1 overlap | mean map value | IoU of the regions >= 0.5 | IoU of the regions >= 0.7 "
         "| regions >= 0.5 on the sprite | map mass on the sprite | sprite's share of the image |",
@@ -296,7 +295,7 @@ def traversals(args: argparse.Namespace, out: Path, runs: list[dict[str, Any]], 
     written = []
     for variant in ("fvae-g40", "ad-g40-l1"):
         path = kept_checkpoint(args, runs, variant)
-        if path.exists():
+        if path is not None:
             target = out / f"disentanglement-traversal-{variant}.png"
             xgen.traverse(xgen.load(path), image, maps=True).save(target)
             written.append(target.name)
@@ -305,12 +304,11 @@ def traversals(args: argparse.Namespace, out: Path, runs: list[dict[str, Any]], 
 
 def figure4(args: argparse.Namespace, out: Path, runs: list[dict[str, Any]], probe: torch.Tensor) -> str | None:
     """Held-out dSprites images with the maps of their two highest-responding dimensions (Liu et al.'s Figure 4,
-    right), for the gamma-40 seed-0 FactorVAE and AD-FactorVAE checkpoints `xgen reproduce` keeps (or, for runs the
-    old script made, the ones it kept in runs/disentanglement/)."""
+    right), for the kept gamma-40 seed-0 FactorVAE and AD-FactorVAE checkpoints."""
     from xgen.visualize import captioned, grid, overlays, save_png
 
     paths = [kept_checkpoint(args, runs, "fvae-g40"), kept_checkpoint(args, runs, "ad-g40-l1")]
-    if not all(p.exists() for p in paths):
+    if None in paths:
         return None
     images = probe[:6]
     tiles = []
@@ -411,8 +409,9 @@ def report(args: argparse.Namespace) -> None:
         "region is where a map is at least 0.5 (or 0.7) of its maximum; the sprite is the image downsampled to "
         "32 x 32 and thresholded at 0.5. The seed-0 gamma-40 runs keep their checkpoints (`model.pt` in their run "
         "folders, 18 MB each, not in the repository); `python benchmarks/disentanglement_results.py keep "
-        "VARIANT:SEED` retrains any logged run, checks its curve against the log and saves its checkpoint (the seed-1 "
-        "rows were made so). Without the checkpoints this table has the control row only.",
+        "VARIANT:SEED` retrains any logged run, checks its curve against the log and saves its checkpoint (the "
+        "FactorVAE and default AD rows of both seeds were made so, every logged measure bit-identical). Without the "
+        "checkpoints this table has the control row only.",
         "",
         *region_rows(args, runs, probe),
         "",
