@@ -443,6 +443,8 @@ def keep(args: argparse.Namespace) -> None:
     as first logged; the claims then read the later record."""
     torch.set_num_threads(1)
     records = {(r["run"]["variant"], r["run"]["seed"]): r for r in reproduce_records(args.log, args.steps)}
+    if bad := [option for option in args.set if "=" not in option]:
+        raise SystemExit(f"--set {bad[0]}: write it as OPTION=VALUE, as --set ad_jacobian=batched")
     how = dict(option.split("=", 1) for option in args.set)
     for cell in args.runs:
         variant, _, seed = cell.rpartition(":")
@@ -453,6 +455,8 @@ def keep(args: argparse.Namespace) -> None:
             )
         model, retrained = train_and_measure(variant, int(seed), record["run"]["settings"], how=how)
         diffs = curve_differences(record["result"]["curve"], retrained["curve"])
+        if not diffs:
+            raise SystemExit(f"{cell}: the logged curve has no measure to check the retrained run against")
         worst = max(diffs, key=diffs.__getitem__)
         print(
             f"{cell}: {len(diffs)} measures at {len(retrained['curve'])} curve points; largest relative difference "
