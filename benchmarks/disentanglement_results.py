@@ -145,6 +145,16 @@ PAIR_MEASURES = [
     ("overlap_all", "overlap, all pairs", False, "{:.3f}"),
 ]
 
+#: Where the top-2 maps look (`regions.region_measures`), for the runs that logged it.
+REGION_MEASURES = [
+    ("overlap_top2", "eq. 1 overlap", False, "{:.3f}"),
+    ("map_mean", "mean map value", False, "{:.3f}"),
+    ("region_iou_0.5", "IoU of the regions >= 0.5", False, "{:.3f}"),
+    ("region_iou_0.7", "IoU of the regions >= 0.7", False, "{:.3f}"),
+    ("region_on_sprite", "regions >= 0.5 on the sprite", True, "{:.3f}"),
+    ("mass_on_sprite", "map mass on the sprite", True, "{:.3f}"),
+]
+
 
 def table_rows(
     by: dict[str, list[dict[str, Any]]], names: list[tuple[str, str]], measures: list[tuple[Any, ...]] = MEASURES
@@ -414,6 +424,20 @@ def report(args: argparse.Namespace) -> None:
         "checkpoints this table has the control row only.",
         "",
         *region_rows(args, runs, probe),
+        "",
+        "The same measures as logged at the last step, mean ± std over the seeds that have them (runs logged again by "
+        "`keep`, or made after the measures were added):",
+        "",
+        *table_rows(
+            {v: [r for r in rs if "region_iou_0.5" in r["final"]] for v, rs in by.items()},
+            [
+                (f"{kind}-g{g}{suffix}", name.format(g=g))
+                for g in GAMMAS
+                for kind, suffix, name in (("fvae", "", "FactorVAE gamma {g}"), ("ad", "-l1", "AD gamma {g}, lambda 1"))
+                if any("region_iou_0.5" in r["final"] for r in by.get(f"{kind}-g{g}{suffix}", []))
+            ],
+            REGION_MEASURES,
+        ),
         "",
         "Figures: " + ", ".join(f"`{f}`" for f in figures + ([fig4] if fig4 else [])),
         "",
