@@ -278,23 +278,11 @@ def region_rows(args: argparse.Namespace, runs: list[dict[str, Any]], probe: tor
             path = kept_checkpoint(args, runs, variant, seed)
             if path is not None:
                 models.append((f"{KEPT_LABELS[variant]}; seed {seed}, `{shown_path(path)}`", xgen.load(path)))
-    lines = [
-        "| model | eq. 1 overlap | mean map value | IoU of the regions >= 0.5 | IoU of the regions >= 0.7 "
-        "| regions >= 0.5 on the sprite | map mass on the sprite | sprite's share of the image |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
+    columns = [(key, label) for key, label, _, _ in REGION_MEASURES] + [("sprite_area", "sprite's share of the image")]
+    lines = ["| model | " + " | ".join(label for _, label in columns) + " |", "|" + "---|" * (1 + len(columns))]
     for name, model in models:
         m = region_measures(attention_maps(dimension_cams(model, images)), images)
-        cells = (
-            "overlap_top2",
-            "map_mean",
-            "region_iou_0.5",
-            "region_iou_0.7",
-            "region_on_sprite",
-            "mass_on_sprite",
-            "sprite_area",
-        )
-        lines.append(f"| {name} | " + " | ".join(f"{m[k]:.3f}" for k in cells) + " |")
+        lines.append(f"| {name} | " + " | ".join(f"{m[key]:.3f}" for key, _ in columns) + " |")
     return lines
 
 
